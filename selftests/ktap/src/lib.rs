@@ -1,0 +1,1 @@
+//! kselftest TAP writer and KTAP/TAP parser.

@@ -1,0 +1,1 @@
+//! vm_util equivalents and uapi bindings.
