@@ -1,1 +1,71 @@
-fn main() {}
+//! `cargo xtask`: the host side of the harness.
+//!
+//! The pipeline, one module per stage: [`targets`] -> [`hosttools`] -> [`source`] ->
+//! [`series`] -> [`kconfig`] + [`build`] -> [`initramfs`] -> [`qemu`] -> [`results`],
+//! driven by [`test_kernel`].
+
+mod build;
+mod hosttools;
+mod initramfs;
+mod kconfig;
+mod qemu;
+mod results;
+mod series;
+mod source;
+mod targets;
+mod test_kernel;
+mod util;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, boot and test kernels for the soft-dirty / PAGEMAP_SCAN series")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build a kernel (with its series), boot it in QEMU, run the suites, report.
+    ///
+    /// Exit codes: 0 every result as the target expects; 1 a result differs from the
+    /// expectation (or the console shows WARNING/BUG/Oops); 2 set-up, source, series,
+    /// config or build error; 3 the kernel crashed, hung or its output was cut short.
+    TestKernel(test_kernel::Options),
+    /// List the targets of configs/targets.yaml.
+    ListTargets {
+        /// Machine-readable output (used by the GitHub Actions matrix).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Judge a saved results.ktap (and console.log) against a target, offline.
+    Parse {
+        /// The results file (results.ktap of an earlier run).
+        results: PathBuf,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
+        console: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::TestKernel(o) => test_kernel::main(o),
+        Cmd::ListTargets { json } => test_kernel::list_targets(json),
+        Cmd::Parse { results, target, console } => test_kernel::parse_offline(&results, target.as_deref(), console.as_deref()),
+    };
+    match r {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            let code = util::exit_code_of(&e);
+            eprintln!("error: {e:#}");
+            ExitCode::from(code as u8)
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Stage 2: the patch series.
+//!
+//! A series is a directory with a `series` file (one patch per line, `#` comments,
+//! quilt style) or an mbox (`git format-patch --stdout`, b4 output). It is applied to a
+//! fresh copy of the pristine source, published only when every patch applied, so a
+//! failed apply leaves no half-patched tree for a later run to pick up.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use regex::Regex;
+
+use crate::source::Tree;
+use crate::util::{publish_dir, setup_error, target_dir, Key};
+
+/// One patch: a name for messages and its text.
+#[derive(Clone, Debug)]
+pub struct Patch {
+    pub name: String,
+    pub text: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// Where it came from, for messages.
+    pub origin: PathBuf,
+    pub patches: Vec<Patch>,
+}
+
+impl Series {
+    /// Loads a series directory or an mbox file.
+    pub fn load(path: &Path) -> Result<Series> {
+        if path.is_dir() {
+            Self::load_dir(path)
+        } else if path.is_file() {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| setup_error(format!("series: reading {}: {e}", path.display())))?;
+            let patches = split_mbox(&text);
+            if patches.is_empty() {
+                return Err(setup_error(format!(
+                    "series: {} holds no patch (expected an mbox from git format-patch --stdout)",
+                    path.display()
+                )));
+            }
+            Ok(Series { origin: path.to_path_buf(), patches })
+        } else {
+            Err(setup_error(format!("series: {} does not exist", path.display())))
+        }
+    }
+
+    fn load_dir(dir: &Path) -> Result<Series> {
+        let list = dir.join("series");
+        let text = std::fs::read_to_string(&list)
+            .map_err(|e| setup_error(format!("series: reading {}: {e}", list.display())))?;
+        let mut patches = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let entry = line.split('#').next().unwrap_or("").trim();
+            if entry.is_empty() {
+                continue;
+            }
+            // quilt allows options after the name (-p1); we only support the default.
+            let name = entry.split_whitespace().next().unwrap_or(entry);
+            if entry.split_whitespace().count() > 1 && !entry.ends_with("-p1") {
+                return Err(setup_error(format!(
+                    "series: {}:{}: only -p1 patches are supported: {entry:?}",
+                    list.display(),
+                    i + 1
+                )));
+            }
+            let p = dir.join(name);
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                setup_error(format!("series: {}:{}: patch {name}: {e}", list.display(), i + 1))
+            })?;
+            if !text.contains("\n--- ") && !text.starts_with("--- ") {
+                return Err(setup_error(format!(
+                    "series: {}:{}: {name} contains no diff",
+                    list.display(),
+                    i + 1
+                )));
+            }
+            patches.push(Patch { name: name.to_string(), text });
+        }
+        if patches.is_empty() {
+            return Err(setup_error(format!("series: {} lists no patch", list.display())));
+        }
+        Ok(Series { origin: dir.to_path_buf(), patches })
+    }
+
+    /// Identity of the series content, in order.
+    pub fn key(&self, k: &mut Key) {
+        for p in &self.patches {
+            k.str("patch", &p.text);
+        }
+    }
+}
+
+/// Splits a git-format-patch mbox into its messages, named after their subjects.
+pub fn split_mbox(text: &str) -> Vec<Patch> {
+    let sep = Regex::new(r"(?m)^From [0-9a-f]{40} |^From [^\s@]+@[^\s]+ ").unwrap();
+    let starts: Vec<usize> = sep.find_iter(text).map(|m| m.start()).collect();
+    let subject = Regex::new(r"(?m)^Subject: (?:\[[^\]]*\] ?)*(.*)$").unwrap();
+    let mut out = Vec::new();
+    for (i, &s) in starts.iter().enumerate() {
+        let e = starts.get(i + 1).copied().unwrap_or(text.len());
+        let msg = &text[s..e];
+        if !msg.contains("\n--- ") {
+            continue; // a cover letter
+        }
+        let subj = subject
+            .captures(msg)
+            .map(|c| c[1].trim().to_string())
+            .unwrap_or_else(|| "untitled".into());
+        out.push(Patch { name: format!("{:04}-{subj}", out.len() + 1), text: msg.to_string() });
+    }
+    out
+}
+
+/// Why a patch did not apply: the file(s) and hunk(s) `patch` named.
+pub fn describe_failure(output: &str) -> String {
+    let mut file = String::new();
+    let mut problems = Vec::new();
+    for line in output.lines() {
+        if let Some(f) = line.strip_prefix("patching file ") {
+            file = f.trim_matches(['\'', '"', '`']).to_string();
+        } else if line.starts_with("Hunk #") && line.contains("FAILED") {
+            problems.push(format!("{file}: {}", line.trim()));
+        } else if line.contains("can't find file to patch") {
+            problems.push("a file the patch changes does not exist in the tree".to_string());
+        } else if line.starts_with("Reversed (or previously applied) patch detected") {
+            problems.push(format!("{file}: already applied (reversed patch detected)"));
+        } else if line.contains("malformed patch") || line.contains("Only garbage") {
+            problems.push(line.trim().to_string());
+        }
+    }
+    if problems.is_empty() {
+        output.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    } else {
+        problems.join("\n")
+    }
+}
+
+/// Applies one patch to `dir` with GNU patch, strictly (no fuzz).
+pub fn apply_one(dir: &Path, patch: &Patch) -> Result<()> {
+    let out = duct::cmd!(
+        "patch", "-p1", "--forward", "--batch", "--fuzz=0", "--no-backup-if-mismatch", "-d", dir
+    )
+    .stdin_bytes(patch.text.as_bytes())
+    .stderr_to_stdout()
+    .stdout_capture()
+    .unchecked()
+    .run()
+    .context("running patch")?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Err(setup_error(format!(
+        "series: {} does not apply:\n    {}",
+        patch.name,
+        describe_failure(&text).replace('\n', "\n    ")
+    )))
+}
+
+/// A patched tree for (source, series), built once and reused while both are unchanged.
+pub fn patched_tree(src: &Tree, series: &Series) -> Result<Tree> {
+    let mut k = Key::new("patched-tree");
+    k.str("source", &src.key);
+    series.key(&mut k);
+    let entry = target_dir().join("kernel/trees").join(k.short());
+    let tree = entry.join("tree");
+    if src.local || !tree.join("Makefile").exists() {
+        if src.local && entry.exists() {
+            std::fs::remove_dir_all(&entry)?;
+        }
+        publish_dir(&entry, |tmp| {
+            let dst = tmp.join("tree");
+            // Hard links share the pristine files; GNU patch writes each changed file
+            // anew and renames it, so the pristine tree is never modified. A local tree
+            // is copied for real (it may be edited while we run).
+            let flags = if src.local { "-a" } else { "-al" };
+            let from = format!("{}/.", src.path.display());
+            duct::cmd!("cp", flags, from, &dst)
+                .run()
+                .map_err(|e| setup_error(format!("series: copying the source: {e}")))?;
+            for p in &series.patches {
+                eprintln!("    applying {}", p.name);
+                apply_one(&dst, p)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(Tree {
+        describe: format!("{} + {} ({} patches)", src.describe, series.origin.display(), series.patches.len()),
+        key: format!("{}+series:{}", src.key, k.hex()),
+        path: tree,
+        local: src.local,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    const GOOD: &str = "--- a/f.txt\n+++ b/f.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n";
+    const BAD: &str = "--- a/f.txt\n+++ b/f.txt\n@@ -1,3 +1,3 @@\n one\n-zwei\n+TWO\n three\n";
+
+    fn tree() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f.txt"), "one\ntwo\nthree\n").unwrap();
+        d
+    }
+
+    #[test]
+    fn series_file_with_comments() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("series"), "# c\n\n0001-a.patch # why\n").unwrap();
+        std::fs::write(d.path().join("0001-a.patch"), GOOD).unwrap();
+        let s = Series::load(d.path()).unwrap();
+        assert_eq!(s.patches.len(), 1);
+        assert_eq!(s.patches[0].name, "0001-a.patch");
+    }
+
+    #[test]
+    fn missing_patch_names_the_line() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("series"), "# c\n0002-gone.patch\n").unwrap();
+        let e = Series::load(d.path()).unwrap_err().to_string();
+        assert!(e.contains("series:2") && e.contains("0002-gone.patch"), "{e}");
+    }
+
+    #[test]
+    fn failed_hunk_is_named() {
+        let t = tree();
+        let p = Patch { name: "0003-bad.patch".into(), text: BAD.into() };
+        let e = apply_one(t.path(), &p).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("0003-bad.patch"), "{msg}");
+        assert!(msg.contains("f.txt: Hunk #1 FAILED"), "{msg}");
+        assert_eq!(crate::util::exit_code_of(&e), crate::util::Exit::Setup);
+        // Strict: the file is untouched.
+        assert_eq!(std::fs::read_to_string(t.path().join("f.txt")).unwrap(), "one\ntwo\nthree\n");
+    }
+
+    #[test]
+    fn hardlinked_copy_leaves_pristine_alone() {
+        let t = tree();
+        let copy = tempfile::tempdir().unwrap();
+        let dst = copy.path().join("c");
+        duct::cmd!("cp", "-al", format!("{}/.", t.path().display()), &dst).run().unwrap();
+        let before = std::fs::metadata(t.path().join("f.txt")).unwrap().ino();
+        assert_eq!(before, std::fs::metadata(dst.join("f.txt")).unwrap().ino());
+        apply_one(&dst, &Patch { name: "good".into(), text: GOOD.into() }).unwrap();
+        assert_eq!(std::fs::read_to_string(dst.join("f.txt")).unwrap(), "one\nTWO\nthree\n");
+        assert_eq!(std::fs::read_to_string(t.path().join("f.txt")).unwrap(), "one\ntwo\nthree\n");
+    }
+
+    #[test]
+    fn mbox_split_skips_cover_letter() {
+        let mbox = format!(
+            "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n\
+             Subject: [PATCH 0/2] cover\n\nhello\n\
+             From 1111111111111111111111111111111111111111 Mon Sep 17 00:00:00 2001\n\
+             Subject: [PATCH 1/2] fs: first\n\n---\n{GOOD}\
+             From 2222222222222222222222222222222222222222 Mon Sep 17 00:00:00 2001\n\
+             Subject: [PATCH v2 2/2] mm: second\n\n---\n{GOOD}"
+        );
+        let p = split_mbox(&mbox);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].name, "0001-fs: first");
+        assert_eq!(p[1].name, "0002-mm: second");
+    }
+
+    #[test]
+    fn reversed_patch_is_reported() {
+        let t = tree();
+        let good = Patch { name: "good".into(), text: GOOD.into() };
+        apply_one(t.path(), &good).unwrap();
+        let e = apply_one(t.path(), &good).unwrap_err().to_string();
+        assert!(e.contains("already applied"), "{e}");
+    }
+}

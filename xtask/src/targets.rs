@@ -1,0 +1,287 @@
+//! Stage 0: the test matrix, `configs/targets.yaml`.
+//!
+//! Every key is checked: unknown keys are errors (serde `deny_unknown_fields`), and
+//! a validation step names the offending key (`targets[2].expect.pagemap_ioctl.fail`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// The whole file.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matrix {
+    /// The target `cargo xtask test-kernel` runs without `--target`.
+    pub default: String,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub source: Source,
+    /// A series directory under the workspace (`patches/<name>`) or an mbox file.
+    #[serde(default)]
+    pub series: Option<PathBuf>,
+    /// Config fragments, relative to `configs/`, merged over tinyconfig in order.
+    pub configs: Vec<PathBuf>,
+    #[serde(default)]
+    pub qemu: QemuSettings,
+    /// Suites to run, in order, and what each is expected to do on this target.
+    pub suites: BTreeMap<String, Expect>,
+    /// The run order of `suites` (the map is sorted): defaults to the map order.
+    #[serde(default)]
+    pub order: Vec<String>,
+}
+
+/// Where the kernel source comes from. At least one of these.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// A Debian source package fetched with `apt-get download` (e.g. linux-source-6.12).
+    #[serde(default)]
+    pub debian: Option<String>,
+    /// A tarball (or a .deb holding one) by URL, verified by sha256 before use.
+    #[serde(default)]
+    pub tarball: Option<Tarball>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tarball {
+    pub url: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QemuSettings {
+    #[serde(default = "default_memory")]
+    pub memory_mib: u32,
+    #[serde(default = "default_cpus")]
+    pub cpus: u32,
+    /// Per-suite timeout inside the guest.
+    #[serde(default = "default_suite_timeout")]
+    pub suite_timeout_s: u64,
+    /// Host watchdog over the whole boot.
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u64,
+    /// Hugetlb pages the guest reserves (2 MiB each).
+    #[serde(default = "default_hugepages")]
+    pub hugepages: u32,
+    /// THP mode the guest sets: always or madvise.
+    #[serde(default = "default_thp")]
+    pub thp: String,
+    /// Extra kernel command line.
+    #[serde(default)]
+    pub append: String,
+}
+
+fn default_memory() -> u32 {
+    2048
+}
+fn default_cpus() -> u32 {
+    2
+}
+fn default_suite_timeout() -> u64 {
+    600
+}
+fn default_timeout() -> u64 {
+    1800
+}
+fn default_hugepages() -> u32 {
+    128
+}
+fn default_thp() -> String {
+    "always".into()
+}
+
+impl Default for QemuSettings {
+    fn default() -> Self {
+        QemuSettings {
+            memory_mib: default_memory(),
+            cpus: default_cpus(),
+            suite_timeout_s: default_suite_timeout(),
+            timeout_s: default_timeout(),
+            hugepages: default_hugepages(),
+            thp: default_thp(),
+            append: String::new(),
+        }
+    }
+}
+
+/// What a suite is expected to do on a target. Empty means: every test passes.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The suite skips as a whole (`1..0 # SKIP`); the value is the reason.
+    #[serde(default)]
+    pub skip_suite: Option<String>,
+    /// Tests expected to fail, by exact name, each with the reason.
+    #[serde(default)]
+    pub fail: BTreeMap<String, String>,
+    /// Tests expected to skip, by exact name, each with the reason (the kernel
+    /// feature the target lacks).
+    #[serde(default)]
+    pub skip: BTreeMap<String, String>,
+}
+
+pub const SUITES: &[&str] = &["soft-dirty", "pagemap_ioctl", "pagemap_scan_regressions"];
+
+impl Target {
+    /// Suites in run order.
+    pub fn suite_order(&self) -> Vec<String> {
+        if self.order.is_empty() {
+            self.suites.keys().cloned().collect()
+        } else {
+            self.order.clone()
+        }
+    }
+}
+
+impl Matrix {
+    pub fn load(path: &Path) -> Result<Matrix> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Matrix::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Matrix> {
+        let m: Matrix = serde_yaml::from_str(text).map_err(|e| {
+            let loc = e
+                .location()
+                .map(|l| format!("line {} column {}: ", l.line(), l.column()))
+                .unwrap_or_default();
+            anyhow::anyhow!("{loc}{e}")
+        })?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            let at = format!("targets[{i}] ({})", t.name);
+            if t.name.is_empty() || t.name.contains('/') || t.name.contains(char::is_whitespace) {
+                bail!("{at}.name: {:?} is not a usable target name", t.name);
+            }
+            if !seen.insert(&t.name) {
+                bail!("{at}.name: target {:?} is defined twice", t.name);
+            }
+            if t.source.debian.is_none() && t.source.tarball.is_none() {
+                bail!("{at}.source: needs `debian` or `tarball`");
+            }
+            if let Some(tb) = &t.source.tarball {
+                if tb.sha256.len() != 64 || !tb.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                    bail!("{at}.source.tarball.sha256: {:?} is not 64 hex digits", tb.sha256);
+                }
+            }
+            if t.configs.is_empty() {
+                bail!("{at}.configs: at least one fragment is needed");
+            }
+            if t.suites.is_empty() {
+                bail!("{at}.suites: no suite to run");
+            }
+            for (s, e) in &t.suites {
+                if !SUITES.contains(&s.as_str()) && !s.ends_with(".c") {
+                    bail!("{at}.suites.{s}: unknown suite (known: {})", SUITES.join(", "));
+                }
+                if e.skip_suite.is_some() && (!e.fail.is_empty() || !e.skip.is_empty()) {
+                    bail!("{at}.suites.{s}: skip_suite excludes per-test fail/skip entries");
+                }
+                for (name, why) in e.fail.iter().chain(e.skip.iter()) {
+                    if why.trim().is_empty() {
+                        bail!("{at}.suites.{s}: {name:?} needs a reason");
+                    }
+                }
+            }
+            for s in &t.order {
+                if !t.suites.contains_key(s) {
+                    bail!("{at}.order: {s:?} is not in suites");
+                }
+            }
+            if !["always", "madvise"].contains(&t.qemu.thp.as_str()) {
+                bail!("{at}.qemu.thp: {:?} (always or madvise)", t.qemu.thp);
+            }
+        }
+        if !seen.contains(&self.default) {
+            bail!("default: {:?} is not a target", self.default);
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Result<&Target> {
+        self.targets.iter().find(|t| t.name == name).ok_or_else(|| {
+            let names: Vec<_> = self.targets.iter().map(|t| t.name.as_str()).collect();
+            anyhow::anyhow!("no target {name:?} in configs/targets.yaml (have: {})", names.join(", "))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "
+default: a
+targets:
+  - name: a
+    source: { debian: linux-source-6.12 }
+    configs: [boot.config]
+    suites:
+      soft-dirty: {}
+";
+
+    #[test]
+    fn minimal_parses_with_defaults() {
+        let m = Matrix::parse(MINIMAL).unwrap();
+        let t = m.get("a").unwrap();
+        assert_eq!(t.qemu.cpus, 2);
+        assert_eq!(t.suite_order(), vec!["soft-dirty"]);
+        assert!(m.get("b").unwrap_err().to_string().contains("have: a"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let bad = MINIMAL.replace("configs:", "cofnigs: []\n    configs:");
+        let e = format!("{:#}", Matrix::parse(&bad).unwrap_err());
+        assert!(e.contains("cofnigs"), "{e}");
+        let bad = MINIMAL.replace("soft-dirty: {}", "soft-dirty: { fial: {} }");
+        let e = format!("{:#}", Matrix::parse(&bad).unwrap_err());
+        assert!(e.contains("fial"), "{e}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let bad = MINIMAL.replace("soft-dirty: {}", "soft-dirt: {}");
+        let e = format!("{:#}", Matrix::parse(&bad).unwrap_err());
+        assert!(e.contains("targets[0] (a).suites.soft-dirt"), "{e}");
+        let bad = MINIMAL.replace("default: a", "default: z");
+        assert!(format!("{:#}", Matrix::parse(&bad).unwrap_err()).contains("default"));
+        let bad = MINIMAL.replace(
+            "{ debian: linux-source-6.12 }",
+            "{ tarball: { url: 'http://x', sha256: abc } }",
+        );
+        assert!(format!("{:#}", Matrix::parse(&bad).unwrap_err()).contains("sha256"));
+    }
+
+    #[test]
+    fn shipped_matrix_is_valid() {
+        let path = crate::util::project_root().join("configs/targets.yaml");
+        let m = Matrix::load(&path).unwrap();
+        for t in &m.targets {
+            for c in &t.configs {
+                let p = crate::util::project_root().join("configs").join(c);
+                assert!(p.exists(), "{}: fragment {} missing", t.name, p.display());
+            }
+            if let Some(s) = &t.series {
+                assert!(crate::util::project_root().join(s).exists(), "{}: series missing", t.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Small shared pieces: content hashing for cache keys, atomic directory publishing,
+//! the error type that carries an exit code, and stage timing.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// Exit codes of `cargo xtask test-kernel` (documented in the README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Every result as the target expects.
+    Ok = 0,
+    /// A test result differs from what the target expects (or the console shows a
+    /// WARNING/BUG/Oops while every test finished).
+    Mismatch = 1,
+    /// Set-up, source, series, config or build error.
+    Setup = 2,
+    /// The kernel crashed, hung, or the output was cut short.
+    Crash = 3,
+}
+
+/// An error that knows which exit code it maps to. Anything else is `Exit::Setup`.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// A set-up error (exit 2) with a message.
+pub fn setup_error(message: impl Into<String>) -> anyhow::Error {
+    Failure { exit: Exit::Setup, message: message.into() }.into()
+}
+
+/// Maps an error chain to its exit code.
+pub fn exit_code_of(err: &anyhow::Error) -> Exit {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Failure>())
+        .map(|f| f.exit)
+        .unwrap_or(Exit::Setup)
+}
+
+/// Incremental SHA-256 over labelled parts, so that keys differ when any part does.
+#[derive(Default)]
+pub struct Key(Sha256);
+
+impl Key {
+    pub fn new(kind: &str) -> Key {
+        let mut k = Key(Sha256::new());
+        k.part("kind", kind.as_bytes());
+        k
+    }
+    pub fn part(&mut self, label: &str, data: &[u8]) -> &mut Self {
+        self.0.update((label.len() as u64).to_le_bytes());
+        self.0.update(label.as_bytes());
+        self.0.update((data.len() as u64).to_le_bytes());
+        self.0.update(data);
+        self
+    }
+    pub fn str(&mut self, label: &str, data: &str) -> &mut Self {
+        self.part(label, data.as_bytes())
+    }
+    /// Full hex digest.
+    pub fn hex(&self) -> String {
+        hex(&self.0.clone().finalize())
+    }
+    /// The first 16 hex digits: enough for a directory name.
+    pub fn short(&self) -> String {
+        self.hex()[..16].to_string()
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("open {}: {e}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// Builds a directory under a temporary name next to `dest` and renames it into
+/// place only when `fill` succeeded, so that a cache never holds a half-made entry.
+/// A leftover temporary directory from an interrupted run is removed first.
+pub fn publish_dir(
+    dest: &Path,
+    fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let parent = dest.parent().expect("cache entries live in a directory");
+    std::fs::create_dir_all(parent)?;
+    let name = dest.file_name().expect("named").to_string_lossy().to_string();
+    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    // Leftovers of earlier interrupted runs of this entry.
+    if let Ok(rd) = std::fs::read_dir(parent) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().to_string();
+            if n.starts_with(&format!(".{name}.partial-")) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    std::fs::create_dir_all(&tmp)?;
+    match fill(&tmp) {
+        Ok(()) => {
+            std::fs::rename(&tmp, dest)
+                .map_err(|e| anyhow::anyhow!("rename {} -> {}: {e}", tmp.display(), dest.display()))?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// The workspace root (the xtask crate's parent).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Where caches and results live: `target/` of the workspace, or CARGO_TARGET_DIR.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
+/// Number of parallel make jobs: cores + 1.
+pub fn jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1
+}
+
+/// One timed stage of the pipeline, printed as it starts and ends.
+pub struct Stage {
+    pub name: &'static str,
+    start: Instant,
+}
+
+impl Stage {
+    pub fn start(name: &'static str, what: impl fmt::Display) -> Stage {
+        eprintln!("==> {name}: {what}");
+        Stage { name, start: Instant::now() }
+    }
+    pub fn done(self, timings: &mut Vec<(&'static str, Duration)>) {
+        let d = self.start.elapsed();
+        eprintln!("    {} done in {}", self.name, fmt_duration(d));
+        timings.push((self.name, d));
+    }
+}
+
+pub fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{}m{:04.1}s", (s / 60.0) as u64, s % 60.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_separate_parts() {
+        let a = Key::new("t").str("a", "bc").hex();
+        let b = Key::new("t").str("ab", "c").hex();
+        assert_ne!(a, b);
+        assert_eq!(a, Key::new("t").str("a", "bc").hex());
+    }
+
+    #[test]
+    fn publish_dir_is_all_or_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("entry");
+        let err = publish_dir(&dest, |d| {
+            std::fs::write(d.join("half"), "x")?;
+            anyhow::bail!("interrupted")
+        });
+        assert!(err.is_err());
+        assert!(!dest.exists());
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "no partial left");
+        publish_dir(&dest, |d| Ok(std::fs::write(d.join("whole"), "x")?)).unwrap();
+        assert!(dest.join("whole").exists());
+    }
+
+    #[test]
+    fn exit_codes_follow_failures() {
+        let e: anyhow::Error = Failure { exit: Exit::Crash, message: "panic".into() }.into();
+        assert_eq!(exit_code_of(&e.context("qemu")), Exit::Crash);
+        assert_eq!(exit_code_of(&anyhow::anyhow!("plain")), Exit::Setup);
+    }
+}
