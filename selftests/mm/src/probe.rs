@@ -207,14 +207,8 @@ pub fn thp_is_enabled() -> bool {
 
 fn meminfo_value(key: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    text.lines().find_map(|l| {
-        l.strip_prefix(key)?
-            .trim()
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    })
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse().ok())
 }
 
 /// vm_util's `default_huge_page_size()`: `Hugepagesize` of /proc/meminfo in bytes.

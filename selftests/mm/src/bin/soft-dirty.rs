@@ -451,9 +451,6 @@ fn make_tmpdir() -> std::io::Result<PathBuf> {
 }
 
 fn main() {
-    let mut k = Ksft::stdout();
-    k.print_header();
-
     let force = match std::env::args().nth(1).as_deref() {
         None => false,
         Some("--force") => true,
@@ -462,6 +459,9 @@ fn main() {
             std::process::exit(2);
         }
     };
+
+    let mut k = Ksft::stdout();
+    k.print_header();
 
     match probe::softdirty_unsupported_reason() {
         Ok(None) => {}

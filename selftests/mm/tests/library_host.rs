@@ -1,0 +1,222 @@
+//! The library against the host kernel: PAGEMAP_SCAN with userfaultfd WP-async,
+//! category probing, walk_end, errno reporting. Each test returns early (saying why on
+//! stderr) when the host kernel lacks PAGEMAP_SCAN or userfaultfd WP-async.
+
+use mm::mem::{page_size, Mapping};
+use mm::pagemap::Pagemap;
+use mm::scan::{Categories, ScanArgs, ScanFlags};
+use mm::uffd::Userfaultfd;
+use mm::{probe, Error};
+
+fn pagemap_with_scan() -> Option<Pagemap> {
+    let pm = Pagemap::open().expect("open pagemap");
+    if !probe::pagemap_scan_supported(&pm).expect("probe PAGEMAP_SCAN") {
+        eprintln!(
+            "note: no PAGEMAP_SCAN on this kernel ({})",
+            probe::kernel_release()
+        );
+        return None;
+    }
+    Some(pm)
+}
+
+fn wp_uffd() -> Option<Userfaultfd> {
+    match Userfaultfd::wp_async_anon() {
+        Ok(u) => Some(u),
+        Err(e) if e.is_unsupported() => {
+            eprintln!("note: {e}");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+const WRITTEN_ARGS: fn(&Mapping) -> ScanArgs = |m| {
+    ScanArgs::new(m.addr(), m.len())
+        .required(Categories::WRITTEN)
+        .return_mask(Categories::WRITTEN)
+        .vec_len(m.pages())
+};
+
+#[test]
+fn written_tracking_with_uffd_wp_async() {
+    let Some(pm) = pagemap_with_scan() else {
+        return;
+    };
+    let Some(uffd) = wp_uffd() else { return };
+    let ps = page_size();
+    let m = Mapping::anon(8 * ps).unwrap();
+    uffd.wp_init(m.addr(), m.len()).unwrap();
+
+    // Freshly protected: nothing written.
+    let r = pm.scan(&WRITTEN_ARGS(&m)).unwrap();
+    assert!(r.regions.is_empty(), "{r:?}");
+    assert_eq!(r.walk_end, (m.addr() + m.len()) as u64);
+
+    // Write pages 2 and 3 and 6: two regions, WRITTEN.
+    m.write(2 * ps, 1);
+    m.write(3 * ps, 1);
+    m.write(6 * ps, 1);
+    let r = pm.scan(&WRITTEN_ARGS(&m)).unwrap();
+    let got: Vec<(u64, u64)> = r
+        .regions
+        .iter()
+        .map(|g| ((g.start - m.addr() as u64) / ps as u64, g.pages()))
+        .collect();
+    assert_eq!(got, vec![(2, 2), (6, 1)], "{r:?}");
+    assert!(r
+        .regions
+        .iter()
+        .all(|g| g.categories == Categories::WRITTEN));
+    // The written pages lost their uffd-wp bit; WP_MATCHING re-protects them.
+    assert!(!pm.entry(m.addr() + 2 * ps).unwrap().uffd_wp());
+    let r = pm
+        .scan(&WRITTEN_ARGS(&m).flags(ScanFlags::WP_MATCHING | ScanFlags::CHECK_WPASYNC))
+        .unwrap();
+    assert_eq!(r.total_pages(), 3, "{r:?}");
+    assert!(pm.entry(m.addr() + 2 * ps).unwrap().uffd_wp());
+    let r = pm.scan(&WRITTEN_ARGS(&m)).unwrap();
+    assert!(
+        r.regions.is_empty(),
+        "WP_MATCHING must clear WRITTEN: {r:?}"
+    );
+
+    // WPALLOWED is reported for the registered range.
+    let r = pm
+        .scan(
+            &ScanArgs::new(m.addr(), m.len())
+                .return_mask(Categories::WPALLOWED)
+                .anyof(Categories::WPALLOWED)
+                .vec_len(4),
+        )
+        .unwrap();
+    assert_eq!(r.total_pages(), 8, "{r:?}");
+
+    // Un-protect page 0 explicitly: it reads as written.
+    uffd.writeprotect(m.addr(), ps, false).unwrap();
+    let r = pm.scan(&WRITTEN_ARGS(&m)).unwrap();
+    assert_eq!(r.regions.len(), 1, "{r:?}");
+    assert_eq!(r.regions[0].start, m.addr() as u64);
+    uffd.wp_free(m.addr(), m.len()).unwrap();
+}
+
+#[test]
+fn max_pages_stops_the_walk_and_walk_end_resumes() {
+    let Some(pm) = pagemap_with_scan() else {
+        return;
+    };
+    let Some(uffd) = wp_uffd() else { return };
+    let ps = page_size();
+    let m = Mapping::anon(6 * ps).unwrap();
+    uffd.wp_init(m.addr(), m.len()).unwrap();
+    for p in [0, 2, 4] {
+        m.write(p * ps, 1);
+    }
+    let args = WRITTEN_ARGS(&m).max_pages(1);
+    let r = pm.scan(&args).unwrap();
+    assert_eq!(r.total_pages(), 1, "{r:?}");
+    // The walk stops after the first page and no later than the next match (page 2);
+    // the kernel notices the limit when it meets that next match.
+    let we = r.walk_end - m.addr() as u64;
+    assert!((ps as u64..=2 * ps as u64).contains(&we), "{r:?}");
+    // scan_all resumes from walk_end to the end.
+    let all = pm.scan_all(&args).unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    // A full vec also stops the walk early, just past the last region it reported.
+    let r = pm.scan(&WRITTEN_ARGS(&m).vec_len(1)).unwrap();
+    assert_eq!(r.regions.len(), 1);
+    assert!(r.walk_end < (m.addr() + m.len()) as u64, "{r:?}");
+    assert!(r.walk_end >= r.regions[0].end, "{r:?}");
+}
+
+#[test]
+fn check_wpasync_on_unregistered_memory_is_eperm() {
+    let Some(pm) = pagemap_with_scan() else {
+        return;
+    };
+    let m = Mapping::anon(2 * page_size()).unwrap();
+    m.write(0, 1);
+    let e = pm
+        .scan(&WRITTEN_ARGS(&m).flags(ScanFlags::CHECK_WPASYNC))
+        .unwrap_err();
+    assert_eq!(e.errno(), Some(libc::EPERM), "{e}");
+    let s = e.to_string();
+    assert!(
+        s.starts_with("ioctl(PAGEMAP_SCAN)(size=96, flags=CHECK_WPASYNC, start=0x"),
+        "{s}"
+    );
+    assert!(s.contains("EPERM"), "{s}");
+}
+
+#[test]
+fn unknown_category_bit_is_einval_and_probe_finds_known_ones() {
+    let Some(pm) = pagemap_with_scan() else {
+        return;
+    };
+    let m = Mapping::anon(page_size()).unwrap();
+    let e = pm
+        .scan(&ScanArgs::new(m.addr(), m.len()).return_mask(Categories(1 << 40)))
+        .unwrap_err();
+    assert_eq!(e.errno(), Some(libc::EINVAL), "{e}");
+    assert!(matches!(e, Error::Sys { .. }));
+
+    let cats = probe::supported_categories(&pm).unwrap();
+    assert!(
+        cats.contains(Categories::BASE),
+        "6.7's categories missing: {cats}"
+    );
+    assert!(!cats.intersects(Categories(1 << 40 | 1 << 63)), "{cats}");
+    // Contiguous from bit 0: the kernel's PM_SCAN_CATEGORIES grows by appending.
+    assert!((cats.bits() + 1).is_power_of_two(), "{cats}");
+    eprintln!(
+        "kernel {} accepts categories {cats}",
+        probe::kernel_release()
+    );
+}
+
+#[test]
+fn scan_categories_and_softdirty_crosscheck_agree() {
+    let Some(pm) = pagemap_with_scan() else {
+        return;
+    };
+    let m = Mapping::anon(2 * page_size()).unwrap();
+    m.write(0, 1);
+    let c = pm.scan_categories(m.addr()).unwrap();
+    assert!(c.contains(Categories::PRESENT), "{c}");
+    assert!(!c.intersects(Categories::FILE | Categories::SWAPPED), "{c}");
+    let c2 = pm.scan_categories(m.addr() + page_size()).unwrap();
+    assert!(!c2.contains(Categories::PRESENT), "{c2}");
+    // The cross-checked helpers do not report a mismatch on a sane kernel.
+    let sd = pm.is_softdirty(m.addr()).unwrap();
+    assert_eq!(sd, pm.entry(m.addr()).unwrap().soft_dirty());
+    assert!(pm.is_populated(m.addr()).unwrap());
+    assert!(!pm.is_populated(m.addr() + page_size()).unwrap());
+}
+
+#[test]
+fn uffd_features_and_unregistered_writeprotect() {
+    let features = match mm::uffd::supported_features() {
+        Ok(f) => f,
+        Err(e) if e.is_unsupported() => {
+            eprintln!("note: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    eprintln!("uffd features: {}", mm::uapi::uffd_feature_names(features));
+    let Some(uffd) = wp_uffd() else { return };
+    assert!(uffd.features() & mm::uapi::UFFD_FEATURE_WP_ASYNC != 0);
+    let m = Mapping::anon(page_size()).unwrap();
+    // Write-protecting a range that was never registered fails (ENOENT).
+    let e = uffd.writeprotect(m.addr(), m.len(), true).unwrap_err();
+    assert_eq!(e.errno(), Some(libc::ENOENT), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("ioctl(UFFDIO_WRITEPROTECT)(start=0x"),
+        "{e}"
+    );
+    // Register/unregister round trip.
+    let ioctls = uffd.register_wp(m.addr(), m.len()).unwrap();
+    assert!(ioctls & (1 << mm::uapi::_UFFDIO_WRITEPROTECT) != 0);
+    uffd.unregister(m.addr(), m.len()).unwrap();
+}

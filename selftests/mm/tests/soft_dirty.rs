@@ -1,0 +1,174 @@
+//! Runs the `soft-dirty` binary on the host kernel and checks its TAP with the ktap
+//! parser: well formed, plan consistent with the results, upstream's test names, no
+//! `not ok` where soft-dirty is supported, and an exit code that agrees with the
+//! output. Without CONFIG_MEM_SOFT_DIRTY (this project's build hosts) the binary must
+//! skip as a whole, and with `--force` it must *fail* exactly the tests that expect a
+//! set soft-dirty bit: proof that the port can fail.
+
+use ktap::{Status, Test};
+use std::process::Command;
+
+/// Upstream's 19 test names, in order (linux-mm tree soft-dirty.c).
+const NAMES: [&str; 19] = [
+    "Test test_simple",
+    "Test test_vma_reuse dirty bit of allocated page",
+    "Test test_vma_reuse dirty bit of reused address page",
+    "Test test_hugepage huge page allocation",
+    "Test test_hugepage huge page dirty bit",
+    "Test test_mprotect-anon dirty bit of new written page",
+    "Test test_mprotect-anon soft-dirty clear after clear_refs",
+    "Test test_mprotect-anon soft-dirty clear after marking RO",
+    "Test test_mprotect-anon soft-dirty clear after marking RW",
+    "Test test_mprotect-anon soft-dirty after rewritten",
+    "Test test_mprotect-file dirty bit of new written page",
+    "Test test_mprotect-file soft-dirty clear after clear_refs",
+    "Test test_mprotect-file soft-dirty clear after marking RO",
+    "Test test_mprotect-file soft-dirty clear after marking RW",
+    "Test test_mprotect-file soft-dirty after rewritten",
+    "Test test_merge-anon soft-dirty after remap merge 1st pg",
+    "Test test_merge-anon soft-dirty after remap merge 2nd pg",
+    "Test test_merge-anon soft-dirty after mprotect merge 1st pg",
+    "Test test_merge-anon soft-dirty after mprotect merge 2nd pg",
+];
+
+fn run(args: &[&str]) -> (String, i32) {
+    let out = Command::new(env!("CARGO_BIN_EXE_soft-dirty"))
+        .args(args)
+        .env_remove("KSFT_TAP_LEVEL")
+        .output()
+        .expect("spawn soft-dirty");
+    let stdout = String::from_utf8(out.stdout).expect("TAP is UTF-8");
+    let code = out.status.code().expect("soft-dirty killed by a signal");
+    (stdout, code)
+}
+
+/// Checks everything that must hold for any run and returns the parsed document.
+fn well_formed(out: &str, code: i32) -> Test {
+    let doc = ktap::parse(out);
+    assert!(
+        doc.all_errors().is_empty(),
+        "parse errors {:?} in:\n{out}",
+        doc.all_errors()
+    );
+    assert!(
+        doc.unknown.is_empty(),
+        "non-TAP lines {:?} in:\n{out}",
+        doc.unknown
+    );
+    assert_eq!(doc.version, Some(("TAP".to_string(), 13)), "{out}");
+    assert!(
+        doc.bail_out.is_none(),
+        "bail out: {:?}\n{out}",
+        doc.bail_out
+    );
+    let plan = doc.plan.as_ref().expect("a plan line");
+    if let Some(reason) = doc.skip_all_reason() {
+        assert_eq!(plan.count, 0, "{out}");
+        assert!(doc.subtests.is_empty(), "{out}");
+        assert!(reason.starts_with("soft-dirty is not support"), "{reason}");
+        assert_eq!(code, ktap::KSFT_SKIP, "suite skip must exit 4:\n{out}");
+        return doc;
+    }
+    assert_eq!(
+        plan.count as usize,
+        doc.subtests.len(),
+        "plan vs results:\n{out}"
+    );
+    for (i, t) in doc.subtests.iter().enumerate() {
+        assert_eq!(t.number as usize, i + 1, "{out}");
+    }
+    let c = doc.counts();
+    let totals = doc.ksft_totals().expect("a Totals line");
+    assert_eq!(totals.pass, c.pass, "{out}");
+    assert_eq!(totals.fail, c.fail, "{out}");
+    assert_eq!(totals.skip, c.skip, "{out}");
+    // ksft_finished(): PASS only if plan == pass + xfail + skip.
+    let expect = if plan.count == c.pass + c.xfail + c.skip {
+        ktap::KSFT_PASS
+    } else {
+        ktap::KSFT_FAIL
+    };
+    assert_eq!(code, expect, "exit code vs results:\n{out}");
+    doc
+}
+
+/// The name a result is reported under: `ok N name`, or for `ok N # SKIP name`, the
+/// text after SKIP.
+fn names(doc: &Test) -> Vec<String> {
+    doc.subtests.iter().map(|t| t.name.clone()).collect()
+}
+
+#[test]
+fn soft_dirty_on_host_kernel() {
+    let (out, code) = run(&[]);
+    let doc = well_formed(&out, code);
+    let supported = mm::probe::softdirty_supported().expect("probe");
+    if !supported {
+        assert!(
+            doc.skip_all_reason().is_some(),
+            "no sd VmFlag but no suite skip:\n{out}"
+        );
+        assert!(
+            out.contains("CONFIG_MEM_SOFT_DIRTY"),
+            "skip reason names the cause:\n{out}"
+        );
+        return;
+    }
+    assert_eq!(doc.plan.as_ref().unwrap().count, 19);
+    let c = doc.counts();
+    assert_eq!(c.failures(), 0, "not ok on a soft-dirty kernel:\n{out}");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(names(&doc), NAMES, "{out}");
+}
+
+#[test]
+fn forced_run_fails_where_soft_dirty_is_missing() {
+    if mm::probe::softdirty_supported().expect("probe") {
+        eprintln!("note: this kernel has soft-dirty; the forced-failure check needs one without");
+        return;
+    }
+    let (out, code) = run(&["--force"]);
+    let doc = well_formed(&out, code);
+    assert!(doc.skip_all_reason().is_none(), "{out}");
+    assert_eq!(code, ktap::KSFT_FAIL, "{out}");
+    let n = names(&doc);
+    assert_eq!(n.len(), 19, "{out}");
+    let st: Vec<Status> = doc.subtests.iter().map(|t| t.status).collect();
+    // Tests that expect a set bit fail; the "stays clear" ones pass.
+    for i in [0, 1, 5, 9, 10, 14, 15, 16, 17, 18] {
+        assert_eq!(
+            st[i],
+            Status::Fail,
+            "result {} ({}) must fail:\n{out}",
+            i + 1,
+            n[i]
+        );
+        assert_eq!(n[i], NAMES[i]);
+    }
+    for i in [6, 7, 8, 11, 12, 13] {
+        assert_eq!(
+            st[i],
+            Status::Pass,
+            "result {} ({}) must pass:\n{out}",
+            i + 1,
+            n[i]
+        );
+        assert_eq!(n[i], NAMES[i]);
+    }
+    // Address reuse is up to the kernel: fail when reused, skip when not.
+    assert!(matches!(st[2], Status::Fail | Status::Skip), "{out}");
+    assert_eq!(n[2], NAMES[2]);
+    // THP: allocated (then the dirty bit fails) or both skipped.
+    match (st[3], st[4]) {
+        (Status::Pass, Status::Fail) | (Status::Skip, Status::Skip) => {}
+        other => panic!("test_hugepage results {other:?}:\n{out}"),
+    }
+    assert_eq!(&n[3..5], &NAMES[3..5]);
+}
+
+#[test]
+fn unknown_argument_is_a_usage_error() {
+    let (out, code) = run(&["--bogus"]);
+    assert_eq!(code, 2);
+    assert_eq!(out, "", "nothing on stdout for a usage error");
+}
