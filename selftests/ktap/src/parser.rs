@@ -679,15 +679,7 @@ impl Parser {
                 }
                 0
             }
-            Some(p) => {
-                if results as u64 != u64::from(p.count) {
-                    errs.push((
-                        p.line,
-                        format!("planned {} tests, got {results} results", p.count),
-                    ));
-                }
-                p.count
-            }
+            Some(p) => p.count,
             None => {
                 errs.push((f.start_line, "missing plan".to_string()));
                 max_seen
@@ -698,6 +690,15 @@ impl Parser {
         let missing: Vec<u32> = (1..=upto)
             .filter(|n| seen.binary_search(n).is_err())
             .collect();
+        if let Some(p) = f.test.plan.as_ref().filter(|p| p.skip.is_none()) {
+            if results as u64 != u64::from(p.count) || !missing.is_empty() {
+                let mut msg = format!("planned {} tests, got {results} results", p.count);
+                if !missing.is_empty() {
+                    msg.push_str(&format!("; no result for {}", ranges(&missing)));
+                }
+                errs.push((p.line, msg));
+            }
+        }
         let reason = match &f.test.bail_out {
             Some(m) => format!("not run: bailed out: {m}"),
             None => "no result".to_string(),
@@ -746,6 +747,21 @@ impl Parser {
             .map(str::to_string)
             .or_else(|| root.bail_out.clone());
     }
+}
+
+/// `1..3, 5, 7..9` for a sorted list of numbers.
+fn ranges(nums: &[u32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < nums.len() {
+        let mut j = i;
+        while j + 1 < nums.len() && nums[j + 1] == nums[j] + 1 {
+            j += 1;
+        }
+        out.push(range(nums[i], nums[j]));
+        i = j + 1;
+    }
+    out.join(", ")
 }
 
 /// `a` or `a..b`.
