@@ -622,6 +622,99 @@ pub fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> Result<()> {
     Ok(())
 }
 
+/// A System V shared memory segment, attached; detached and removed on drop
+/// (pagemap_ioctl.c's `gethugetlb_mem(size, &shmid)` with `SHM_HUGETLB`).
+#[derive(Debug)]
+pub struct SysvShm {
+    id: i32,
+    addr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: plain shared memory accessed through raw pointers/volatile ops.
+unsafe impl Send for SysvShm {}
+// SAFETY: as above.
+unsafe impl Sync for SysvShm {}
+
+impl SysvShm {
+    /// `shmget(key, len, flags | IPC_CREAT | SHM_R | SHM_W)` then `shmat(id, NULL, 0)`.
+    /// Pass `libc::IPC_PRIVATE` as key for a private segment, `libc::SHM_HUGETLB` in
+    /// `flags` for hugetlb memory.
+    pub fn create(key: i32, len: usize, flags: i32) -> Result<SysvShm> {
+        let flags = flags | libc::IPC_CREAT | libc::SHM_R | libc::SHM_W;
+        // SAFETY: plain syscall.
+        let id = unsafe { libc::shmget(key, len, flags) };
+        if id < 0 {
+            return Err(Error::last(
+                "shmget",
+                format!("key={key}, len={len:#x}, flags={flags:#o}"),
+            ));
+        }
+        // SAFETY: attaching a segment we just created at a kernel-chosen address.
+        let p = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+        if p as isize == -1 {
+            let e = Error::last("shmat", format!("shmid={id}, addr=NULL, flags=0"));
+            // SAFETY: removing the segment we created.
+            unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+            return Err(e);
+        }
+        Ok(SysvShm {
+            id,
+            addr: NonNull::new(p.cast()).expect("shmat returned NULL"),
+            len,
+        })
+    }
+
+    /// The segment id.
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// Attach address.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.addr.as_ptr()
+    }
+
+    /// Attach address as an integer.
+    pub fn addr(&self) -> usize {
+        self.addr.as_ptr() as usize
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Volatile write of byte `offset`.
+    pub fn write(&self, offset: usize, value: u8) {
+        assert!(offset < self.len);
+        // SAFETY: in bounds of the attached segment.
+        unsafe { self.addr.as_ptr().add(offset).write_volatile(value) }
+    }
+
+    /// Volatile read of byte `offset`.
+    pub fn read(&self, offset: usize) -> u8 {
+        assert!(offset < self.len);
+        // SAFETY: in bounds of the attached segment.
+        unsafe { self.addr.as_ptr().add(offset).read_volatile() }
+    }
+}
+
+impl Drop for SysvShm {
+    fn drop(&mut self) {
+        // SAFETY: detaching and removing our own segment.
+        unsafe {
+            libc::shmdt(self.addr.as_ptr().cast());
+            libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -696,6 +789,20 @@ mod tests {
         b.increment(0);
         assert_eq!(b.read(0), 2);
         assert!(AlignedBuf::new(3, 8).is_err());
+    }
+
+    #[test]
+    fn sysv_shm_roundtrip() {
+        let shm = match SysvShm::create(libc::IPC_PRIVATE, page_size(), 0) {
+            Ok(s) => s,
+            // Kernels without CONFIG_SYSVIPC answer ENOSYS.
+            Err(e) if e.errno() == Some(libc::ENOSYS) => return,
+            Err(e) => panic!("{e}"),
+        };
+        shm.write(1, 5);
+        assert_eq!(shm.read(1), 5);
+        let e = SysvShm::create(libc::IPC_PRIVATE, usize::MAX / 2, 0).unwrap_err();
+        assert!(e.to_string().starts_with("shmget(key=0, len="), "{e}");
     }
 
     #[test]

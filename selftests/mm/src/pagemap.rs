@@ -7,10 +7,10 @@ use crate::error::{Error, Result};
 use crate::mem::page_size;
 use crate::scan::{Categories, PageRegion, ScanArgs, ScanResult};
 use crate::uapi;
-use std::cell::Cell;
 use std::fmt;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::OnceLock;
 
 /// Path of our own pagemap file.
 pub const PAGEMAP_PATH: &str = "/proc/self/pagemap";
@@ -87,11 +87,12 @@ impl fmt::Debug for PagemapEntry {
 /// An open `/proc/self/pagemap` (the C tests' `pagemap_fd`).
 ///
 /// Also caches whether PAGEMAP_SCAN with the full vm_util category set works, for the
-/// pagemap/ioctl cross-check of [`Pagemap::is_softdirty`] and friends.
+/// pagemap/ioctl cross-check of [`Pagemap::is_softdirty`] and friends. `Sync`: threads
+/// may share one (pagemap_ioctl.c's transact_test scans from several threads).
 #[derive(Debug)]
 pub struct Pagemap {
     file: File,
-    scan_supported: Cell<Option<bool>>,
+    scan_supported: OnceLock<bool>,
 }
 
 /// The category set vm_util's `__pagemap_scan_get_categories` asks for.
@@ -118,7 +119,7 @@ impl Pagemap {
             .map_err(|e| Error::from_io("open", format!("{path}, O_RDONLY"), &e))?;
         Ok(Pagemap {
             file,
-            scan_supported: Cell::new(None),
+            scan_supported: OnceLock::new(),
         })
     }
 
@@ -220,6 +221,26 @@ impl Pagemap {
         })
     }
 
+    /// PAGEMAP_SCAN writing into a caller's vector: `vec = NULL, vec_len = 0` for an
+    /// empty slice, else the slice (whatever `args.vec_len` says). Returns the ioctl's
+    /// value (regions written) and `walk_end`. Errors as [`Pagemap::scan_raw`]; unlike
+    /// [`Pagemap::scan`], ENOTTY stays [`Error::Sys`].
+    pub fn scan_into(
+        &self,
+        args: &ScanArgs,
+        vec: &mut [uapi::page_region],
+    ) -> Result<(usize, u64)> {
+        let ptr = if vec.is_empty() {
+            0
+        } else {
+            vec.as_mut_ptr() as u64
+        };
+        let mut raw = args.to_raw(ptr, vec.len() as u64);
+        // SAFETY: vec has vec.len() writable entries (or is NULL with length 0).
+        let n = unsafe { self.scan_raw(&mut raw)? };
+        Ok((n, raw.walk_end))
+    }
+
     /// Repeats [`Pagemap::scan`] from `walk_end` until the walk reaches `args.end`,
     /// concatenating the regions (adjacent regions with equal categories are merged).
     pub fn scan_all(&self, args: &ScanArgs) -> Result<Vec<PageRegion>> {
@@ -259,7 +280,7 @@ impl Pagemap {
     /// fails with EFAULT on a kernel that supports it (ENOTTY without the ioctl,
     /// EINVAL when a category is unknown). `addr` is any mapped address. Cached.
     pub fn scan_supported(&self, addr: usize) -> Result<bool> {
-        if let Some(s) = self.scan_supported.get() {
+        if let Some(&s) = self.scan_supported.get() {
             return Ok(s);
         }
         let mut arg = Self::categories_arg(addr, u64::MAX);
@@ -273,7 +294,7 @@ impl Pagemap {
             }
             Err(e) => e.errno() == Some(libc::EFAULT),
         };
-        self.scan_supported.set(Some(s));
+        let _ = self.scan_supported.set(s);
         Ok(s)
     }
 

@@ -220,3 +220,41 @@ fn uffd_features_and_unregistered_writeprotect() {
     assert!(ioctls & (1 << mm::uapi::_UFFDIO_WRITEPROTECT) != 0);
     uffd.unregister(m.addr(), m.len()).unwrap();
 }
+
+#[test]
+fn scan_into_without_vec_write_protects_and_pagemap_is_shareable() {
+    fn shareable<T: Sync + Send>() {}
+    shareable::<Pagemap>();
+    shareable::<Mapping>();
+
+    let Some(pm) = pagemap_with_scan() else {
+        return;
+    };
+    let Some(uffd) = wp_uffd() else { return };
+    let ps = page_size();
+    let m = Mapping::anon(4 * ps).unwrap();
+    uffd.wp_init(m.addr(), m.len()).unwrap();
+    m.write(ps, 1);
+    let mut vec = [mm::uapi::page_region::default(); 4];
+    let (n, walk_end) = pm.scan_into(&WRITTEN_ARGS(&m), &mut vec).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(vec[0].start, (m.addr() + ps) as u64);
+    assert_eq!(walk_end, (m.addr() + m.len()) as u64);
+    // vec = NULL, vec_len = 0 with WP_MATCHING: nothing returned, pages re-protected.
+    let args = WRITTEN_ARGS(&m).flags(ScanFlags::WP_MATCHING | ScanFlags::CHECK_WPASYNC);
+    let (n, walk_end) = pm.scan_into(&args, &mut []).unwrap();
+    assert_eq!((n, walk_end), (0, (m.addr() + m.len()) as u64));
+    let (n, _) = pm.scan_into(&WRITTEN_ARGS(&m), &mut vec).unwrap();
+    assert_eq!(n, 0, "written page not re-protected: {:?}", &vec[..1]);
+    // From several threads at once.
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (pm, m) = (&pm, &m);
+            s.spawn(move || {
+                m.write(t * ps, 2);
+                let r = pm.scan(&WRITTEN_ARGS(m)).unwrap();
+                assert!(r.total_pages() >= 1, "{r:?}");
+            });
+        }
+    });
+}
