@@ -204,7 +204,7 @@ mod tests {
         assert_eq!(c.get("C"), Value::Set("\"x y\"".into()));
         assert_eq!(c.get("D"), Value::NotSet);
         assert_eq!(c.get("E"), Value::NotSet);
-        assert_eq!(Config::parse(&c.render(), "r").unwrap().options.len(), 3);
+        assert_eq!(Config::parse(&c.render(), "r").unwrap().options.len(), 4);
     }
 
     #[test]

@@ -114,12 +114,19 @@ pub fn analyse(root: &Test, target: &Target, console: &str) -> Analysis {
     a
 }
 
+/// The init's `# <suite>: <ms> ms exit=<n>` diagnostic, wherever the parser kept it.
+fn guest_ms(t: &Test, root: &Test, name: &str) -> Option<u64> {
+    let prefix = format!("{name}: ");
+    t.diagnostics.iter().chain(root.diagnostics.iter()).find_map(|d| {
+        let rest = d.strip_prefix(&prefix)?;
+        let (ms, unit) = rest.split_once(' ')?;
+        unit.starts_with("ms").then(|| ms.parse().ok()).flatten()
+    })
+}
+
 fn judge_suite(name: &str, t: Option<&Test>, e: &Expect, root: &Test) -> (SuiteSummary, Vec<Judged>) {
     let mut s = SuiteSummary { name: name.to_string(), ..Default::default() };
     let mut judged = Vec::new();
-    s.guest_ms = root
-        .diagnostic_value(name)
-        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()));
     let Some(t) = t else {
         s.status = "CRASHED".into();
         s.crashed = 1;
@@ -127,6 +134,7 @@ fn judge_suite(name: &str, t: Option<&Test>, e: &Expect, root: &Test) -> (SuiteS
         return (s, judged);
     };
     s.status = t.status.as_str().to_string();
+    s.guest_ms = guest_ms(t, root, name);
     if let Some(why) = t.skip_all_reason() {
         s.skipped_suite = Some(why.to_string());
         match &e.skip_suite {
