@@ -1,0 +1,301 @@
+//! Runs the `pagemap_ioctl` binary on the host kernel and checks its TAP with the
+//! ktap parser: well formed, the plan (119, the mm tree's count) equal to the number
+//! of results, numbered in order, upstream's test names in upstream's order, totals
+//! and exit code consistent with the results, and no `not ok` (skips are allowed:
+//! the host may have no hugetlb pages reserved, THP off, ...). On a kernel without
+//! userfaultfd WP-async the suite must skip as a whole (`1..0 # SKIP`, exit 4).
+//! Also: temporary files go to a fresh directory under `$TMPDIR` that is removed, and
+//! an unknown option is a usage error.
+
+use ktap::{Status, Test};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Upstream's 119 result names, in order, as the C program prints them when nothing
+/// is skipped. A trailing `*` marks a prefix (the rest is a measured value).
+const NAMES: [&str; 119] = [
+    "sanity_tests_sd Zero range size is valid",
+    "sanity_tests_sd output buffer must be specified with size",
+    "sanity_tests_sd output buffer can be 0",
+    "sanity_tests_sd output buffer can be 0",
+    "sanity_tests_sd wrong flag specified",
+    "sanity_tests_sd flag has extra bits specified",
+    "sanity_tests_sd no selection mask is specified",
+    "sanity_tests_sd no return mask is specified",
+    "sanity_tests_sd wrong return mask specified",
+    "sanity_tests_sd mixture of correct and wrong flag",
+    "sanity_tests_sd PAGEMAP_BITS_ALL can be specified with PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
+    "sanity_tests_sd Clear area with larger vec size",
+    "sanity_tests_sd Repeated pattern of written and non-written pages",
+    "sanity_tests_sd Repeated pattern of written and non-written pages in parts *",
+    "sanity_tests_sd Repeated pattern of written and non-written pages max_pages",
+    "sanity_tests_sd only get 2 written pages and clear them as well",
+    "sanity_tests_sd Two regions",
+    "sanity_tests_sd Smaller max_pages",
+    "Smaller vec",
+    "Walk_end: Same start and end address",
+    "Walk_end: Same start and end with WP",
+    "Walk_end: Same start and end with 0 output buffer",
+    "Walk_end: Big vec",
+    "Walk_end: vec of minimum length",
+    "Walk_end: Max pages specified",
+    "Walk_end: Half max pages",
+    "Walk_end: 1 max page",
+    "Walk_end: max pages",
+    "Walk_end sparse: Big vec",
+    "Walk_end sparse: vec of minimum length",
+    "Walk_end sparse: Max pages specified",
+    "Walk_end sparse: Max pages specified",
+    "Walk_end sparse: Max pages specified",
+    "Walk_endsparse : Half max pages",
+    "Walk_end: 1 max page",
+    "Page testing: all new pages must not be written (dirty)",
+    "Page testing: all pages must be written (dirty)",
+    "Page testing: all pages dirty other than first and the last one",
+    "Page testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
+    "Page testing: only middle page dirty",
+    "Page testing: only two middle pages dirty",
+    "Large Page testing: all new pages must not be written (dirty)",
+    "Large Page testing: all pages must be written (dirty)",
+    "Large Page testing: all pages dirty other than first and the last one",
+    "Large Page testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
+    "Large Page testing: only middle page dirty",
+    "Large Page testing: only two middle pages dirty",
+    "Huge page testing: all new pages must not be written (dirty)",
+    "Huge page testing: all pages must be written (dirty)",
+    "Huge page testing: all pages dirty other than first and the last one",
+    "Huge page testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
+    "Huge page testing: only middle page dirty",
+    "Huge page testing: only two middle pages dirty",
+    "Hugetlb shmem testing: all new pages must not be written (dirty)",
+    "Hugetlb shmem testing: all pages must be written (dirty)",
+    "Hugetlb shmem testing: all pages dirty other than first and the last one",
+    "Hugetlb shmem testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
+    "Hugetlb shmem testing: only middle page dirty",
+    "Hugetlb shmem testing: only two middle pages dirty",
+    "Hugetlb mem testing: all new pages must not be written (dirty)",
+    "Hugetlb mem testing: all pages must be written (dirty)",
+    "Hugetlb mem testing: all pages dirty other than first and the last one",
+    "Hugetlb mem testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
+    "Hugetlb mem testing: only middle page dirty",
+    "Hugetlb mem testing: only two middle pages dirty",
+    "Hugetlb shmem testing: all new pages must not be written (dirty)",
+    "Hugetlb shmem testing: all pages must be written (dirty)",
+    "Hugetlb shmem testing: all pages dirty other than first and the last one",
+    "Hugetlb shmem testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
+    "Hugetlb shmem testing: only middle page dirty",
+    "Hugetlb shmem testing: only two middle pages dirty",
+    "File memory testing: all new pages must not be written (dirty)",
+    "File memory testing: all pages must be written (dirty)",
+    "File memory testing: all pages dirty other than first and the last one",
+    "File memory testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
+    "File memory testing: only middle page dirty",
+    "File memory testing: only two middle pages dirty",
+    "File anonymous memory testing: all new pages must not be written (dirty)",
+    "File anonymous memory testing: all pages must be written (dirty)",
+    "File anonymous memory testing: all pages dirty other than first and the last one",
+    "File anonymous memory testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
+    "File anonymous memory testing: only middle page dirty",
+    "File anonymous memory testing: only two middle pages dirty",
+    "hpage_unit_tests all new huge page must not be written (dirty)",
+    "hpage_unit_tests all the huge page must not be written",
+    "hpage_unit_tests all the huge page must be written and clear",
+    "hpage_unit_tests only middle page written",
+    "hpage_unit_tests clear first half of huge page",
+    "hpage_unit_tests clear first half of huge page with limited buffer",
+    "hpage_unit_tests clear second half huge page",
+    "hpage_unit_tests get half huge page",
+    "hpage_unit_tests get half huge page",
+    "Test test_simple",
+    "mprotect_tests Both pages written",
+    "mprotect_tests Both pages are not written (dirty)",
+    "mprotect_tests Both pages written after remap and mprotect",
+    "mprotect_tests Clear and make the pages written",
+    "transact_test count *",
+    "transact_test count *",
+    "transact_test Extra pages *",
+    "sanity_tests WP op can be specified with !PAGE_IS_WRITTEN",
+    "sanity_tests required_mask specified",
+    "sanity_tests anyof_mask specified",
+    "sanity_tests excluded_mask specified",
+    "sanity_tests required_mask and anyof_mask specified",
+    "sanity_tests Get sd and present pages with anyof_mask",
+    "sanity_tests Get all the pages with required_mask",
+    "sanity_tests Get sd and present pages with required_mask and anyof_mask",
+    "sanity_tests Don't get sd pages",
+    "sanity_tests Don't get present pages",
+    "sanity_tests Find written present pages with return mask",
+    "sanity_tests Memory mapped file",
+    "sanity_tests Read/write to memory",
+    "unmapped_region_tests Get status of pages",
+    "userfaultfd_tests all new pages must not be written (dirty)",
+    "zeropfn_tests all pages must have PFNZERO set",
+    "zeropfn_tests all huge pages must have PFNZERO set",
+    "unpopulated_scan_test unpopulated range reported written by both paths (*",
+    "unpopulated_thp_scan_test unpopulated range reported written by both paths (*",
+];
+
+/// Names upstream gives a result when it is skipped, where they differ from
+/// [`NAMES`]: (index, alternatives).
+const SKIP_NAMES: &[(usize, &[&str])] = &[
+    (83, &["hpage_unit_tests all new huge page must be written"]),
+    (
+        116,
+        &[
+            "zeropfn_tests use_zero_page not supported or set to 1",
+            "zeropfn_tests huge page not supported",
+        ],
+    ),
+    (117, &["unpopulated_scan_test mmap failed"]),
+    (
+        118,
+        &[
+            "unpopulated_thp_scan_test could not form a THP",
+            "unpopulated_thp_scan_test THP not supported",
+            "unpopulated_thp_scan_test mmap failed",
+        ],
+    ),
+];
+
+fn run(args: &[&str], tmpdir: Option<&PathBuf>) -> (String, i32) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pagemap_ioctl"));
+    cmd.args(args).env_remove("KSFT_TAP_LEVEL");
+    if let Some(d) = tmpdir {
+        cmd.env("TMPDIR", d);
+    }
+    let out = cmd.output().expect("spawn pagemap_ioctl");
+    let stdout = String::from_utf8(out.stdout).expect("TAP is UTF-8");
+    let code = out.status.code().expect("pagemap_ioctl killed by a signal");
+    (stdout, code)
+}
+
+/// Checks everything that must hold for any run and returns the parsed document.
+fn well_formed(out: &str, code: i32) -> Test {
+    let doc = ktap::parse(out);
+    assert!(
+        doc.all_errors().is_empty(),
+        "parse errors {:?} in:\n{out}",
+        doc.all_errors()
+    );
+    assert!(
+        doc.unknown.is_empty(),
+        "non-TAP lines {:?} in:\n{out}",
+        doc.unknown
+    );
+    assert_eq!(doc.version, Some(("TAP".to_string(), 13)), "{out}");
+    assert!(
+        doc.bail_out.is_none(),
+        "bail out: {:?}\n{out}",
+        doc.bail_out
+    );
+    let plan = doc.plan.as_ref().expect("a plan line");
+    if let Some(reason) = doc.skip_all_reason() {
+        assert_eq!(plan.count, 0, "{out}");
+        assert!(doc.subtests.is_empty(), "{out}");
+        assert!(
+            reason.starts_with("Failed to initialize userfaultfd"),
+            "{reason}"
+        );
+        assert_eq!(code, ktap::KSFT_SKIP, "suite skip must exit 4:\n{out}");
+        return doc;
+    }
+    assert_eq!(plan.count, 119, "upstream's plan:\n{out}");
+    assert_eq!(
+        plan.count as usize,
+        doc.subtests.len(),
+        "plan vs results:\n{out}"
+    );
+    for (i, t) in doc.subtests.iter().enumerate() {
+        assert_eq!(t.number as usize, i + 1, "{out}");
+    }
+    let c = doc.counts();
+    let totals = doc.ksft_totals().expect("a Totals line");
+    assert_eq!(totals.pass, c.pass, "{out}");
+    assert_eq!(totals.fail, c.fail, "{out}");
+    assert_eq!(totals.skip, c.skip, "{out}");
+    let expect = if plan.count == c.pass + c.xfail + c.skip {
+        ktap::KSFT_PASS
+    } else {
+        ktap::KSFT_FAIL
+    };
+    assert_eq!(code, expect, "exit code vs results:\n{out}");
+    doc
+}
+
+fn name_matches(got: &str, want: &str) -> bool {
+    match want.strip_suffix('*') {
+        Some(prefix) => got.starts_with(prefix),
+        None => got == want,
+    }
+}
+
+fn userfaultfd_wp_async_available() -> bool {
+    mm::uffd::Userfaultfd::wp_async().is_ok()
+}
+
+#[test]
+fn pagemap_ioctl_on_host_kernel() {
+    let tmp = std::env::temp_dir().join(format!("pagemap_ioctl_host.{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("create test TMPDIR");
+    let (out, code) = run(&[], Some(&tmp));
+    let left: Vec<_> = std::fs::read_dir(&tmp).expect("read TMPDIR").collect();
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
+
+    let doc = well_formed(&out, code);
+    if !userfaultfd_wp_async_available() {
+        assert!(
+            doc.skip_all_reason().is_some(),
+            "no WP-async but no suite skip:\n{out}"
+        );
+        return;
+    }
+    assert!(
+        doc.skip_all_reason().is_none(),
+        "WP-async works but the suite skipped:\n{out}"
+    );
+    let c = doc.counts();
+    assert_eq!(c.failures(), 0, "not ok on the host kernel:\n{out}");
+    assert_eq!(code, ktap::KSFT_PASS, "{out}");
+    for (i, t) in doc.subtests.iter().enumerate() {
+        let ok = name_matches(&t.name, NAMES[i])
+            || (t.status == Status::Skip
+                && SKIP_NAMES
+                    .iter()
+                    .filter(|(j, _)| *j == i)
+                    .any(|(_, alts)| alts.contains(&t.name.as_str())));
+        assert!(
+            ok,
+            "result {} is {:?}, upstream names it {:?}:\n{out}",
+            i + 1,
+            t.name,
+            NAMES[i]
+        );
+        assert!(
+            matches!(t.status, Status::Pass | Status::Skip),
+            "result {} ({}) is {:?}:\n{out}",
+            i + 1,
+            t.name,
+            t.status
+        );
+    }
+    // The whole-suite tests that need nothing but WP-async and anonymous/file memory
+    // must really run (not skip) wherever WP-async works.
+    // Results that need nothing but WP-async and anonymous or file memory (not THP,
+    // hugetlb or the huge zero page) must really run wherever WP-async works.
+    for i in (0..47).chain(71..83).chain(92..116) {
+        assert_eq!(
+            doc.subtests[i].status,
+            Status::Pass,
+            "result {}:\n{out}",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn unknown_argument_is_a_usage_error() {
+    let (out, code) = run(&["--bogus"], None);
+    assert_eq!(code, 2);
+    assert_eq!(out, "", "nothing on stdout for a usage error");
+}
