@@ -1,0 +1,243 @@
+//! Runs the `pagemap_scan_regressions` binary on the host kernel and checks its TAP
+//! with the ktap parser: well formed, plan equal to the results, the stable test
+//! names in order, Totals and exit code consistent, and no `not ok` (the host must
+//! pass everything it does not skip). Two test-only switches show that failures are
+//! reported: `--force-soft-dirty` on a kernel without CONFIG_MEM_SOFT_DIRTY must make
+//! the soft-dirty tests fail, and `--runner-selftest` checks that a child killed by a
+//! signal or panicking is `not ok` with the cause named and the suite goes on.
+
+use ktap::{Status, Test};
+use std::process::Command;
+
+/// The suite's test names, in order (stable: the harness keys expectations on them).
+const NAMES: [&str; 30] = [
+    "wp_matching_skips_vma_without_uffd_wp",
+    "check_wpasync_eperm_on_vma_without_uffd_wp",
+    "scan_without_vec_or_wp_matching_changes_no_pte",
+    "wp_scan_present_fast_matches_generic",
+    "wp_scan_swapped_fast_matches_generic",
+    "uffd_close_clears_wp_bits",
+    "vec_len_overflow_rejected",
+    "huge_zero_page_is_pfnzero",
+    "dontneed_pte_none_written_fast_matches_generic",
+    "collapsed_thp_dontneed_hole_written",
+    "walk_end_resume_vec_full",
+    "walk_end_resume_max_pages",
+    "walk_end_resume_inside_thp",
+    "walk_end_resume_wp_matching",
+    "walk_end_resume_wp_matching_thp",
+    "soft_dirty_agrees_anon",
+    "soft_dirty_agrees_thp",
+    "soft_dirty_agrees_file",
+    "soft_dirty_agrees_vma_merge",
+    "category_inverted_selects_complement",
+    "unknown_flags_rejected",
+    "unknown_category_bits_rejected_category_inverted",
+    "unknown_category_bits_rejected_category_mask",
+    "unknown_category_bits_rejected_category_anyof_mask",
+    "unknown_category_bits_rejected_return_mask",
+    "wrong_size_rejected",
+    "unaligned_start_rejected",
+    "bad_range_or_vec_rejected",
+    "guard_regions_reported",
+    "thp_subrange_wp_matching_without_vec",
+];
+
+const SOFT_DIRTY_TESTS: [&str; 4] = [
+    "soft_dirty_agrees_anon",
+    "soft_dirty_agrees_thp",
+    "soft_dirty_agrees_file",
+    "soft_dirty_agrees_vma_merge",
+];
+
+fn run(args: &[&str]) -> (String, i32) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pagemap_scan_regressions"))
+        .args(args)
+        .env_remove("KSFT_TAP_LEVEL")
+        .env_remove("PAGEMAP_SCAN_REGRESSIONS_FORCE_SOFT_DIRTY")
+        .output()
+        .expect("spawn pagemap_scan_regressions");
+    let stdout = String::from_utf8(out.stdout).expect("TAP is UTF-8");
+    let code = out
+        .status
+        .code()
+        .expect("pagemap_scan_regressions killed by a signal");
+    (stdout, code)
+}
+
+/// Checks what must hold for any run; returns the parsed document.
+fn well_formed(out: &str, code: i32) -> Test {
+    let doc = ktap::parse(out);
+    assert!(
+        doc.all_errors().is_empty(),
+        "parse errors {:?} in:\n{out}",
+        doc.all_errors()
+    );
+    assert!(
+        doc.unknown.is_empty(),
+        "non-TAP lines {:?} in:\n{out}",
+        doc.unknown
+    );
+    assert_eq!(doc.version, Some(("TAP".to_string(), 13)), "{out}");
+    assert!(
+        doc.bail_out.is_none(),
+        "bail out: {:?}\n{out}",
+        doc.bail_out
+    );
+    let plan = doc.plan.as_ref().expect("a plan line");
+    if let Some(reason) = doc.skip_all_reason() {
+        // Only a kernel without PAGEMAP_SCAN (before 6.7) may skip the whole suite.
+        assert_eq!(plan.count, 0, "{out}");
+        assert!(reason.contains("PAGEMAP_SCAN not supported"), "{reason}");
+        assert_eq!(code, ktap::KSFT_SKIP, "suite skip must exit 4:\n{out}");
+        return doc;
+    }
+    assert_eq!(
+        plan.count as usize,
+        doc.subtests.len(),
+        "plan vs results:\n{out}"
+    );
+    for (i, t) in doc.subtests.iter().enumerate() {
+        assert_eq!(t.number as usize, i + 1, "{out}");
+        if t.status == Status::Skip {
+            assert!(
+                t.reason.as_deref().is_some_and(|r| !r.is_empty()),
+                "a SKIP without a reason: {t:?}"
+            );
+        }
+        if t.status == Status::Fail {
+            assert!(
+                t.diagnostics
+                    .iter()
+                    .any(|d| d.starts_with(&format!("{}: ", t.name))),
+                "a failure without a diagnostic naming it: {t:?}"
+            );
+        }
+    }
+    let c = doc.counts();
+    let totals = doc.ksft_totals().expect("a Totals line");
+    assert_eq!(
+        (totals.pass, totals.fail, totals.skip),
+        (c.pass, c.fail, c.skip),
+        "{out}"
+    );
+    let expect = if plan.count == c.pass + c.xfail + c.skip {
+        ktap::KSFT_PASS
+    } else {
+        ktap::KSFT_FAIL
+    };
+    assert_eq!(code, expect, "exit code vs results:\n{out}");
+    doc
+}
+
+fn names(doc: &Test) -> Vec<String> {
+    doc.subtests.iter().map(|t| t.name.clone()).collect()
+}
+
+fn status_of(doc: &Test, name: &str) -> Status {
+    doc.subtest(name)
+        .unwrap_or_else(|| panic!("no result named {name}"))
+        .status
+}
+
+fn reason_of(doc: &Test, name: &str) -> String {
+    doc.subtest(name)
+        .and_then(|t| t.reason.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn regressions_on_host_kernel() {
+    let (out, code) = run(&[]);
+    let doc = well_formed(&out, code);
+    if doc.skip_all_reason().is_some() {
+        return;
+    }
+    assert_eq!(names(&doc), NAMES, "{out}");
+    let c = doc.counts();
+    assert_eq!(c.failures(), 0, "not ok on the host kernel:\n{out}");
+    assert_eq!(code, ktap::KSFT_PASS, "{out}");
+
+    // Skips must name their cause, and only what the host lacks may skip.
+    let sd = mm::probe::softdirty_supported().expect("soft-dirty probe");
+    for t in SOFT_DIRTY_TESTS {
+        if sd {
+            assert_eq!(status_of(&doc, t), Status::Pass, "{out}");
+        } else {
+            assert_eq!(status_of(&doc, t), Status::Skip, "{out}");
+            let r = reason_of(&doc, t);
+            assert!(
+                r.contains("CONFIG_MEM_SOFT_DIRTY") || r.contains("PAGE_IS_SOFT_DIRTY"),
+                "{t}: {r}"
+            );
+        }
+    }
+    if status_of(&doc, "wp_scan_swapped_fast_matches_generic") == Status::Skip {
+        let r = reason_of(&doc, "wp_scan_swapped_fast_matches_generic");
+        assert!(r.contains("swap") || r.contains("MADV_PAGEOUT"), "{r}");
+    }
+    // Tests that need nothing but PAGEMAP_SCAN (6.7+) never skip.
+    for t in [
+        "wp_matching_skips_vma_without_uffd_wp",
+        "check_wpasync_eperm_on_vma_without_uffd_wp",
+        "vec_len_overflow_rejected",
+        "walk_end_resume_vec_full",
+        "walk_end_resume_max_pages",
+        "category_inverted_selects_complement",
+        "unknown_flags_rejected",
+        "unknown_category_bits_rejected_return_mask",
+        "wrong_size_rejected",
+        "unaligned_start_rejected",
+        "bad_range_or_vec_rejected",
+    ] {
+        assert_eq!(status_of(&doc, t), Status::Pass, "{t}:\n{out}");
+    }
+}
+
+#[test]
+fn forced_soft_dirty_fails_where_soft_dirty_is_missing() {
+    if mm::probe::softdirty_supported().expect("probe") {
+        eprintln!("note: this kernel has soft-dirty; the forced-failure check needs one without");
+        return;
+    }
+    let (out, code) = run(&["--force-soft-dirty"]);
+    let doc = well_formed(&out, code);
+    if doc.skip_all_reason().is_some() {
+        return;
+    }
+    assert_eq!(code, ktap::KSFT_FAIL, "{out}");
+    for t in SOFT_DIRTY_TESTS {
+        assert_eq!(status_of(&doc, t), Status::Fail, "{t} must fail:\n{out}");
+    }
+    // Nothing else changes.
+    for t in NAMES.iter().filter(|n| !SOFT_DIRTY_TESTS.contains(n)) {
+        assert_ne!(status_of(&doc, t), Status::Fail, "{t}:\n{out}");
+    }
+}
+
+#[test]
+fn runner_reports_crashes_and_goes_on() {
+    let (out, code) = run(&["--runner-selftest"]);
+    let doc = well_formed(&out, code);
+    if doc.skip_all_reason().is_some() {
+        return;
+    }
+    assert_eq!(code, ktap::KSFT_FAIL, "{out}");
+    let st: Vec<Status> = doc.subtests.iter().map(|t| t.status).collect();
+    assert_eq!(
+        st,
+        [Status::Fail, Status::Fail, Status::Skip, Status::Pass],
+        "{out}"
+    );
+    let seg = doc.subtest("runner_selftest_sigsegv").unwrap();
+    assert!(
+        seg.diagnostics.iter().any(|d| d.contains("SIGSEGV")),
+        "the signal is named: {seg:?}"
+    );
+    let p = doc.subtest("runner_selftest_panic").unwrap();
+    assert!(
+        p.diagnostics.iter().any(|d| d.contains("deliberate panic")),
+        "{p:?}"
+    );
+    assert_eq!(reason_of(&doc, "runner_selftest_skip"), "deliberate skip");
+}
