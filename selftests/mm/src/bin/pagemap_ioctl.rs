@@ -46,13 +46,13 @@ use mm::uapi::{
     PAGE_IS_SWAPPED, PAGE_IS_WPALLOWED, PAGE_IS_WRITTEN,
 };
 use mm::uffd::Userfaultfd;
-use std::cell::RefCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::ffi::CString;
 use std::fmt::Display;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::Mutex;
 
 const PAGEMAP_BITS_ALL: u64 = PAGE_IS_WPALLOWED
     | PAGE_IS_WRITTEN
@@ -1046,7 +1046,6 @@ impl Ctx {
         let ps = self.page_size;
         let vec_size = mem_size / ps;
         let mut vec = regions(vec_size);
-        let _vec2 = regions(vec_size);
         let v = vec.as_mut_ptr();
         let w = PAGE_IS_WRITTEN;
 
@@ -1128,7 +1127,6 @@ impl Ctx {
         let map_size = hs * num_pages;
         let vec_size = map_size / ps;
         let mut vec = regions(vec_size);
-        let _vec2 = regions(vec_size);
         let v = vec.as_mut_ptr();
         let vs = vec_size as u64;
         let w = PAGE_IS_WRITTEN;
@@ -1765,8 +1763,8 @@ impl Ctx {
         let npages = NTHREADS * PAGES_PER_THREAD;
         let expected = NTHREADS * ACCESS_PER_THREAD;
 
-        let start_barrier = Arc::new(Barrier::new(NTHREADS as usize + 1));
-        let end_barrier = Arc::new(Barrier::new(NTHREADS as usize + 1));
+        let start_barrier = PthreadBarrier::new(NTHREADS + 1);
+        let end_barrier = PthreadBarrier::new(NTHREADS + 1);
 
         // Left mapped until exit: the threads may still be blocked on a barrier
         // when a failure ends the test early, as upstream leaves them.
@@ -1785,10 +1783,9 @@ impl Ctx {
         FINISH.store(false, Ordering::SeqCst);
         for i in 0..NTHREADS as usize {
             let addr = mem as usize + ps * i * PAGES_PER_THREAD as usize;
-            let (sb, eb) = (start_barrier.clone(), end_barrier.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("transact{i}"))
-                .spawn(move || thread_proc(addr, ps, &sb, &eb));
+                .spawn(move || thread_proc(addr, ps, start_barrier, end_barrier));
             if let Err(e) = spawned {
                 bail(format!("pthread_create failed: {e}"));
             }
@@ -1907,6 +1904,48 @@ impl Ctx {
 }
 
 // transact test
+
+/// A `pthread_barrier_t` (upstream's `start_barrier`/`end_barrier`): waiters sleep on
+/// one futex and nobody re-takes a mutex on wake-up, as in the C test. Leaked, like
+/// upstream's statics, because threads may stay blocked on it when the test fails.
+struct PthreadBarrier(UnsafeCell<libc::pthread_barrier_t>);
+
+// SAFETY: pthread barriers are made to be shared between threads.
+unsafe impl Sync for PthreadBarrier {}
+
+impl PthreadBarrier {
+    fn new(count: u32) -> &'static PthreadBarrier {
+        // SAFETY: an all-zero pthread_barrier_t is a valid argument of _init.
+        let b: &'static PthreadBarrier =
+            Box::leak(Box::new(PthreadBarrier(UnsafeCell::new(unsafe {
+                std::mem::zeroed()
+            }))));
+        // SAFETY: the barrier lives forever and is initialized once, before any wait.
+        let r = unsafe { libc::pthread_barrier_init(b.0.get(), std::ptr::null(), count) };
+        if r != 0 {
+            bail(format!(
+                "pthread_barrier_init(count={count}) failed: {}",
+                std::io::Error::from_raw_os_error(r)
+            ));
+        }
+        b
+    }
+
+    fn wait(&self) {
+        // SAFETY: initialized in new() and never destroyed.
+        let r = unsafe { libc::pthread_barrier_wait(self.0.get()) };
+        if r != 0 && r != PTHREAD_BARRIER_SERIAL_THREAD {
+            bail(format!(
+                "pthread_barrier_wait failed: {}",
+                std::io::Error::from_raw_os_error(r)
+            ));
+        }
+    }
+}
+
+/// glibc's `PTHREAD_BARRIER_SERIAL_THREAD`.
+const PTHREAD_BARRIER_SERIAL_THREAD: i32 = -1;
+
 const NTHREADS: u32 = 6;
 const PAGES_PER_THREAD: u32 = 32;
 const ACCESS_PER_THREAD: u32 = 8;
@@ -1930,7 +1969,7 @@ fn thread_minflt() -> i64 {
 /// Upstream's `thread_proc()`: per round, increment the first int of
 /// `ACCESS_PER_THREAD` pages between the two barriers and account the page faults
 /// beyond one per access.
-fn thread_proc(mem: usize, page_size: usize, start: &Barrier, end: &Barrier) {
+fn thread_proc(mem: usize, page_size: usize, start: &PthreadBarrier, end: &PthreadBarrier) {
     let mut curr_faults = thread_minflt();
     while !FINISH.load(Ordering::SeqCst) {
         start.wait();
@@ -1994,7 +2033,11 @@ fn hugetlb_setup_default(nr: u64, allow_write: bool) -> bool {
     // __hugetlb_save_settings(): detect_hugetlb_page_sizes() and every pool size.
     let mut saved_default = None;
     if let Ok(dir) = std::fs::read_dir("/sys/kernel/mm/hugepages/") {
-        for entry in dir.flatten().take(10) {
+        let mut count = 0;
+        for entry in dir.flatten() {
+            if count == 10 {
+                break;
+            }
             if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
@@ -2006,6 +2049,7 @@ fn hugetlb_setup_default(nr: u64, allow_write: bool) -> bool {
             let Ok(kb) = rest[..digits].parse::<u64>() else {
                 continue;
             };
+            count += 1;
             ksft_print_msg(format!("[INFO] detected hugetlb page size: {kb} KiB"));
             let nr_pages = read_num(&hugetlb_sysfs_path(kb * 1024, "nr_hugepages"));
             if kb * 1024 == size {
