@@ -4,10 +4,16 @@
 //! and exit code consistent with the results, and no `not ok` (skips are allowed:
 //! the host may have no hugetlb pages reserved, THP off, ...). On a kernel without
 //! userfaultfd WP-async the suite must skip as a whole (`1..0 # SKIP`, exit 4).
-//! Also: temporary files go to a fresh directory under `$TMPDIR` that is removed, and
-//! an unknown option is a usage error.
+//! Also: temporary files go to a fresh directory under `$TMPDIR` that is removed, an
+//! unknown option is a usage error, and the port *fails* where the kernel does not
+//! give it what a test expects: with THP disabled for the process
+//! (`prctl(PR_SET_THP_DISABLE)`, a per-process setting) the read fault of the
+//! MADV_HUGEPAGE region maps 4 KiB zero pages instead of the huge zero page, so
+//! `zeropfn_tests all huge pages must have PFNZERO set` must be `not ok` (as the C
+//! program reports it) and the THP collapse test must skip.
 
 use ktap::{Status, Test};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -163,6 +169,10 @@ fn run(args: &[&str], tmpdir: Option<&PathBuf>) -> (String, i32) {
     if let Some(d) = tmpdir {
         cmd.env("TMPDIR", d);
     }
+    output(cmd)
+}
+
+fn output(mut cmd: Command) -> (String, i32) {
     let out = cmd.output().expect("spawn pagemap_ioctl");
     let stdout = String::from_utf8(out.stdout).expect("TAP is UTF-8");
     let code = out.status.code().expect("pagemap_ioctl killed by a signal");
@@ -298,4 +308,46 @@ fn unknown_argument_is_a_usage_error() {
     let (out, code) = run(&["--bogus"], None);
     assert_eq!(code, 2);
     assert_eq!(out, "", "nothing on stdout for a usage error");
+}
+
+#[test]
+fn thp_disabled_process_fails_the_huge_zero_page_test() {
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/use_zero_page")
+        .is_ok_and(|s| s.trim() == "1");
+    if !thp || !userfaultfd_wp_async_available() {
+        eprintln!("note: needs THP with use_zero_page=1 and userfaultfd WP-async");
+        return;
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pagemap_ioctl"));
+    cmd.env_remove("KSFT_TAP_LEVEL");
+    // SAFETY: prctl is async-signal-safe; it only changes this child's THP policy.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (out, code) = output(cmd);
+    let doc = well_formed(&out, code);
+    assert_eq!(code, ktap::KSFT_FAIL, "{out}");
+    let zeropfn = &doc.subtests[116];
+    assert_eq!(zeropfn.name, NAMES[116], "{out}");
+    assert_eq!(zeropfn.status, Status::Fail, "{out}");
+    let collapse = &doc.subtests[118];
+    assert_eq!(collapse.status, Status::Skip, "{out}");
+    assert_eq!(
+        collapse.name, "unpopulated_thp_scan_test could not form a THP",
+        "{out}"
+    );
+    for (i, t) in doc.subtests.iter().enumerate() {
+        if i != 116 {
+            assert!(
+                matches!(t.status, Status::Pass | Status::Skip),
+                "result {}:\n{out}",
+                i + 1
+            );
+        }
+    }
 }
