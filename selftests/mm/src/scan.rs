@@ -219,8 +219,8 @@ pub struct ScanArgs {
 }
 
 impl ScanArgs {
-    /// Scan `[start, start+len)`; defaults: no flags, no masks, `vec_len = 1`... a
-    /// caller normally sets masks and `vec_len`.
+    /// Scan `[start, start+len)`. Defaults: no flags, `max_pages = 0`, all masks
+    /// empty, `vec_len = 1`; callers set the masks and `vec_len` they need.
     pub fn new(start: usize, len: usize) -> Self {
         Self::range(start as u64, (start + len) as u64)
     }
