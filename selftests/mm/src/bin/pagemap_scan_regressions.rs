@@ -15,7 +15,7 @@
 //! | `wp_matching_skips_vma_without_uffd_wp`, `check_wpasync_eperm_on_vma_without_uffd_wp` | "mm/pagemap: fix ioctl(PAGEMAP_SCAN) on vma check", Peter Xu, 6.7-rc (2023-11) |
 //! | `scan_without_vec_or_wp_matching_changes_no_pte` | "mm/pagemap: fix wr-protect even if PM_SCAN_WP_MATCHING not set", Peter Xu, 6.7-rc (2023-11) |
 //! | `wp_scan_present_fast_matches_generic`, `wp_scan_swapped_fast_matches_generic` | "fs/proc/task_mmu: fix uffd-wp confusion in pagemap_scan_pmd_entry()" and "fs/proc/task_mmu: fix loss of young/dirty bits during pagemap scan", Ryan Roberts, 6.9-rc (2024-04) |
-//! | `uffd_close_clears_wp_bits` | "mm/userfaultfd: reset ptes when close() for wr-protected ones", Peter Xu, 6.10-rc (2024-04), CVE-2024-36881 |
+//! | `uffd_close_clears_wp_bits` | "mm/userfaultfd: reset ptes when close() for wr-protected ones", Peter Xu, 6.9-rc (2024-04), CVE-2024-36881 |
 //! | `vec_len_overflow_rejected` | "fs/proc/task_mmu: prevent integer overflow in pagemap_scan_get_args()", Dan Carpenter, 6.13-rc (2024-11) |
 //! | `huge_zero_page_is_pfnzero` | "fs/proc/task_mmu: fix PAGE_IS_PFNZERO detection for the huge zero folio", David Hildenbrand, 6.16-rc (2025-06) |
 //! | `thp_subrange_wp_matching_without_vec` | "fs/proc/task_mmu: check p->vec_buf for NULL", Jakub Acs, 6.17-rc / 6.12.50 (2025-09) |
@@ -743,7 +743,7 @@ fn wp_scan_swapped_fast_matches_generic() -> TestResult {
 }
 
 /// Peter Xu, "mm/userfaultfd: reset ptes when close() for wr-protected ones"
-/// (6.10-rc, CVE-2024-36881): closing the userfaultfd without unregistering left
+/// (6.9-rc, CVE-2024-36881): closing the userfaultfd without unregistering left
 /// uffd-wp bits and markers in the PTEs of the no longer registered VMA.
 fn uffd_close_clears_wp_bits() -> TestResult {
     let pm = pagemap()?;
