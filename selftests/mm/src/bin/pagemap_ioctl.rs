@@ -1,8 +1,10 @@
 //! Port of `tools/testing/selftests/mm/pagemap_ioctl.c` as in the mm tree
-//! (linux-mm/linux-mm, commit 0834cd1fdeec18054955d38c36a03f142976c925), with the
-//! helpers it uses from that tree's `vm_util.c`/`vm_util.h` (`check_huge_anon`,
-//! `detect_huge_zeropage`, `force_read_pages`, `read_pmd_pagesize`) and
-//! `hugepage_settings.c` (`hugetlb_setup_default`): 119 results.
+//! (linux-mm/linux-mm, file version of commit
+//! 0834cd1fdeec18054955d38c36a03f142976c925), with the helpers it uses from that
+//! tree's `vm_util.c`/`vm_util.h` (commit 0ad68ae0fa3c36b62791d1a60651c6a946e35518:
+//! `check_huge_anon`, `detect_huge_zeropage`, `force_read_pages`,
+//! `read_pmd_pagesize`) and `hugepage_settings.c` (`hugetlb_setup_default`,
+//! `detect_hugetlb_page_sizes`, `read_num`): 119 results.
 //!
 //! Plan relative to the 115 of Linux 6.12: `zeropfn_tests` (2 results; mainline,
 //! 117) and `unpopulated_scan_test` + `unpopulated_thp_scan_test` (1 + 1; the mm
