@@ -42,8 +42,9 @@ pub fn plan(tree: &Tree, name: &str, fragments: &[PathBuf]) -> Result<BuildDir> 
     for f in fragments {
         let t = std::fs::read_to_string(f)
             .map_err(|e| setup_error(format!("kconfig: reading {}: {e}", f.display())))?;
-        let shown = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        texts.push((format!("configs/{shown}"), t));
+        let root = crate::util::project_root();
+        let shown = f.strip_prefix(&root).unwrap_or(f).display().to_string();
+        texts.push((shown, t));
     }
     let (requests, conflicts) = kconfig::merge(&texts)?;
     for c in &conflicts {
@@ -54,16 +55,28 @@ pub fn plan(tree: &Tree, name: &str, fragments: &[PathBuf]) -> Result<BuildDir> 
         ck.str(o, t);
     }
     let mut k = Key::new("build");
-    k.str("tree", &tree.key).str("config", &ck.hex()).str("cc", &compiler_id());
-    let dir = target_dir().join("kernel/build").join(format!("{name}-{}", k.short()));
-    Ok(BuildDir { dir, key: k.hex(), requests, config_key: ck.hex() })
+    k.str("tree", &tree.key)
+        .str("config", &ck.hex())
+        .str("cc", &compiler_id());
+    let dir = target_dir()
+        .join("kernel/build")
+        .join(format!("{name}-{}", k.short()));
+    Ok(BuildDir {
+        dir,
+        key: k.hex(),
+        requests,
+        config_key: ck.hex(),
+    })
 }
 
 /// True when this build directory holds a finished build of an immutable tree.
 pub fn up_to_date(tree: &Tree, bd: &BuildDir) -> bool {
     !tree.local
         && bzimage(&bd.dir).exists()
-        && std::fs::read_to_string(bd.dir.join("harness.stamp")).ok().as_deref() == Some(bd.key.as_str())
+        && std::fs::read_to_string(bd.dir.join("harness.stamp"))
+            .ok()
+            .as_deref()
+            == Some(bd.key.as_str())
 }
 
 fn make(tree: &Path, bd: &Path) -> duct::Expression {
@@ -120,7 +133,15 @@ pub fn configure(tree: &Tree, bd: &BuildDir) -> Result<()> {
             return Err(setup_error(format!(
                 "kconfig: make {target} failed (log: {}):\n{}",
                 log.display(),
-                String::from_utf8_lossy(&out.stdout).lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
             )));
         }
         Ok(())
@@ -194,7 +215,10 @@ pub fn build(tree: &Tree, bd: &BuildDir) -> Result<PathBuf> {
     }
     let img = bzimage(&bd.dir);
     if !img.exists() {
-        return Err(setup_error(format!("build: make succeeded but {} is missing", img.display())));
+        return Err(setup_error(format!(
+            "build: make succeeded but {} is missing",
+            img.display()
+        )));
     }
     std::fs::write(bd.dir.join("harness.stamp"), &bd.key)?;
     eprintln!("    {compiled} files compiled");

@@ -15,21 +15,66 @@ struct Tool {
 }
 
 const TOOLS: &[Tool] = &[
-    Tool { probe: "qemu-system-x86_64", package: "qemu-system-x86" },
-    Tool { probe: "gcc", package: "gcc" },
-    Tool { probe: "make", package: "make" },
-    Tool { probe: "flex", package: "flex" },
-    Tool { probe: "bison", package: "bison" },
-    Tool { probe: "bc", package: "bc" },
-    Tool { probe: "cpio", package: "cpio" },
-    Tool { probe: "xz", package: "xz-utils" },
-    Tool { probe: "patch", package: "patch" },
-    Tool { probe: "perl", package: "perl" },
-    Tool { probe: "curl", package: "curl" },
-    Tool { probe: "dpkg-deb", package: "dpkg" },
-    Tool { probe: "ccache", package: "ccache" },
-    Tool { probe: "/usr/include/libelf.h", package: "libelf-dev" },
-    Tool { probe: "/usr/include/openssl/ssl.h", package: "libssl-dev" },
+    Tool {
+        probe: "qemu-system-x86_64",
+        package: "qemu-system-x86",
+    },
+    Tool {
+        probe: "gcc",
+        package: "gcc",
+    },
+    Tool {
+        probe: "make",
+        package: "make",
+    },
+    Tool {
+        probe: "flex",
+        package: "flex",
+    },
+    Tool {
+        probe: "bison",
+        package: "bison",
+    },
+    Tool {
+        probe: "bc",
+        package: "bc",
+    },
+    Tool {
+        probe: "cpio",
+        package: "cpio",
+    },
+    Tool {
+        probe: "xz",
+        package: "xz-utils",
+    },
+    Tool {
+        probe: "patch",
+        package: "patch",
+    },
+    Tool {
+        probe: "perl",
+        package: "perl",
+    },
+    Tool {
+        probe: "curl",
+        package: "curl",
+    },
+    Tool {
+        probe: "dpkg-deb",
+        package: "dpkg",
+    },
+    Tool {
+        probe: "ccache",
+        package: "ccache",
+    },
+    Tool {
+        probe: "/usr/include/libelf.h",
+        package: "libelf-dev",
+    },
+    Tool {
+        probe: "/usr/include/openssl/ssl.h",
+        package: "libssl-dev",
+    },
 ];
 
 fn present(probe: &str) -> bool {
@@ -43,7 +88,11 @@ fn present(probe: &str) -> bool {
 
 /// Packages whose tools are missing.
 pub fn missing() -> Vec<&'static str> {
-    let mut v: Vec<&str> = TOOLS.iter().filter(|t| !present(t.probe)).map(|t| t.package).collect();
+    let mut v: Vec<&str> = TOOLS
+        .iter()
+        .filter(|t| !present(t.probe))
+        .map(|t| t.package)
+        .collect();
     v.dedup();
     v
 }
@@ -76,11 +125,13 @@ pub fn ensure() -> Result<()> {
         .map_err(|e| setup_error(format!("apt-get install {}: {e}", pkgs.join(" "))))?;
     let still = missing();
     if !still.is_empty() {
-        return Err(setup_error(format!("still missing after apt-get: {}", still.join(", "))));
+        return Err(setup_error(format!(
+            "still missing after apt-get: {}",
+            still.join(", ")
+        )));
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -95,6 +146,9 @@ mod tests {
 
     #[test]
     fn install_command_lists_packages() {
-        assert_eq!(install_command(&["a", "b"]), "apt-get update && apt-get install -y a b");
+        assert_eq!(
+            install_command(&["a", "b"]),
+            "apt-get update && apt-get install -y a b"
+        );
     }
 }

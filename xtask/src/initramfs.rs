@@ -11,9 +11,20 @@ use crate::util::{project_root, setup_error, target_dir};
 /// One archive member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
-    Dir { path: String },
-    File { path: String, mode: u32, data: Vec<u8> },
-    CharDev { path: String, mode: u32, major: u32, minor: u32 },
+    Dir {
+        path: String,
+    },
+    File {
+        path: String,
+        mode: u32,
+        data: Vec<u8>,
+    },
+    CharDev {
+        path: String,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    },
 }
 
 impl Entry {
@@ -25,15 +36,38 @@ impl Entry {
 }
 
 fn pad4(out: &mut Vec<u8>) {
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn header(out: &mut Vec<u8>, ino: u32, mode: u32, nlink: u32, size: usize, rmaj: u32, rmin: u32, name: &str) {
+fn header(
+    out: &mut Vec<u8>,
+    ino: u32,
+    mode: u32,
+    nlink: u32,
+    size: usize,
+    rmaj: u32,
+    rmin: u32,
+    name: &str,
+) {
     out.extend_from_slice(b"070701");
-    let fields = [ino, mode, 0, 0, nlink, 0, size as u32, 0, 0, rmaj, rmin, name.len() as u32 + 1, 0];
+    let fields = [
+        ino,
+        mode,
+        0,
+        0,
+        nlink,
+        0,
+        size as u32,
+        0,
+        0,
+        rmaj,
+        rmin,
+        name.len() as u32 + 1,
+        0,
+    ];
     for f in fields {
         out.extend_from_slice(format!("{f:08X}").as_bytes());
     }
@@ -56,9 +90,12 @@ pub fn write_newc(entries: &[Entry]) -> Vec<u8> {
                 out.extend_from_slice(data);
                 pad4(&mut out);
             }
-            Entry::CharDev { path, mode, major, minor } => {
-                header(&mut out, ino, 0o020000 | mode, 1, 0, *major, *minor, path)
-            }
+            Entry::CharDev {
+                path,
+                mode,
+                major,
+                minor,
+            } => header(&mut out, ino, 0o020000 | mode, 1, 0, *major, *minor, path),
         }
     }
     header(&mut out, 0, 0, 1, 0, 0, 0, "TRAILER!!!");
@@ -70,15 +107,32 @@ pub fn write_newc(entries: &[Entry]) -> Vec<u8> {
 pub fn layout(init: Vec<u8>, suites: Vec<(String, Vec<u8>)>) -> Vec<Entry> {
     let mut v = vec![
         Entry::Dir { path: "dev".into() },
-        Entry::CharDev { path: "dev/console".into(), mode: 0o600, major: 5, minor: 1 },
-        Entry::Dir { path: "proc".into() },
+        Entry::CharDev {
+            path: "dev/console".into(),
+            mode: 0o600,
+            major: 5,
+            minor: 1,
+        },
+        Entry::Dir {
+            path: "proc".into(),
+        },
         Entry::Dir { path: "sys".into() },
         Entry::Dir { path: "tmp".into() },
-        Entry::Dir { path: "suites".into() },
-        Entry::File { path: "init".into(), mode: 0o755, data: init },
+        Entry::Dir {
+            path: "suites".into(),
+        },
+        Entry::File {
+            path: "init".into(),
+            mode: 0o755,
+            data: init,
+        },
     ];
     for (name, data) in suites {
-        v.push(Entry::File { path: format!("suites/{name}"), mode: 0o755, data });
+        v.push(Entry::File {
+            path: format!("suites/{name}"),
+            mode: 0o755,
+            data,
+        });
     }
     v
 }
@@ -91,8 +145,19 @@ pub fn build_guest() -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let tdir = target_dir().join("guest");
     let out = duct::cmd!(
-        cargo, "build", "--release", "--quiet", "--target", GUEST_TARGET, "--target-dir", &tdir,
-        "-p", "guest-init", "-p", "mm-selftests", "--bins"
+        cargo,
+        "build",
+        "--release",
+        "--quiet",
+        "--target",
+        GUEST_TARGET,
+        "--target-dir",
+        &tdir,
+        "-p",
+        "guest-init",
+        "-p",
+        "mm-selftests",
+        "--bins"
     )
     .dir(project_root())
     .env("RUSTFLAGS", "-C target-feature=+crt-static")
@@ -113,7 +178,8 @@ pub fn build_guest() -> Result<PathBuf> {
 /// Reads a guest binary and checks it is static (no PT_INTERP), so it runs with no
 /// libc in the initramfs.
 pub fn read_static(path: &Path) -> Result<Vec<u8>> {
-    let data = std::fs::read(path).map_err(|e| setup_error(format!("initramfs: {}: {e}", path.display())))?;
+    let data = std::fs::read(path)
+        .map_err(|e| setup_error(format!("initramfs: {}: {e}", path.display())))?;
     if has_interp(&data) {
         return Err(setup_error(format!(
             "initramfs: {} is dynamically linked (has PT_INTERP); build with -C target-feature=+crt-static",
@@ -147,9 +213,15 @@ mod tests {
         let total = b.len();
         loop {
             assert_eq!(&b[..6], b"070701");
-            let f = |i: usize| u32::from_str_radix(std::str::from_utf8(&b[6 + i * 8..14 + i * 8]).unwrap(), 16).unwrap();
-            let (mode, size, rmaj, rmin, namesize) = (f(1), f(6) as usize, f(9), f(10), f(11) as usize);
-            let name = std::str::from_utf8(&b[110..110 + namesize - 1]).unwrap().to_string();
+            let f = |i: usize| {
+                u32::from_str_radix(std::str::from_utf8(&b[6 + i * 8..14 + i * 8]).unwrap(), 16)
+                    .unwrap()
+            };
+            let (mode, size, rmaj, rmin, namesize) =
+                (f(1), f(6) as usize, f(9), f(10), f(11) as usize);
+            let name = std::str::from_utf8(&b[110..110 + namesize - 1])
+                .unwrap()
+                .to_string();
             let mut off = (110 + namesize).div_ceil(4) * 4;
             let data = b[off..off + size].to_vec();
             off = (off + size).div_ceil(4) * 4;
@@ -165,14 +237,29 @@ mod tests {
 
     #[test]
     fn round_trip_and_determinism() {
-        let l = layout(b"init-bytes".to_vec(), vec![("soft-dirty".into(), vec![1, 2, 3, 4, 5])]);
+        let l = layout(
+            b"init-bytes".to_vec(),
+            vec![("soft-dirty".into(), vec![1, 2, 3, 4, 5])],
+        );
         let a = write_newc(&l);
         let mut rev = l.clone();
         rev.reverse();
         assert_eq!(a, write_newc(&rev), "order of input does not matter");
         let r = read_newc(&a);
         let names: Vec<_> = r.iter().map(|e| e.0.as_str()).collect();
-        assert_eq!(names, ["dev", "dev/console", "init", "proc", "suites", "suites/soft-dirty", "sys", "tmp"]);
+        assert_eq!(
+            names,
+            [
+                "dev",
+                "dev/console",
+                "init",
+                "proc",
+                "suites",
+                "suites/soft-dirty",
+                "sys",
+                "tmp"
+            ]
+        );
         assert_eq!(r[1].1, 0o020600);
         assert_eq!((r[1].2, r[1].3), (5, 1));
         assert_eq!(r[2].4, b"init-bytes");
@@ -186,8 +273,14 @@ mod tests {
             eprintln!("cpio not installed; skipping the cross-check");
             return;
         }
-        let l = layout(b"#!/bin/sh\n".to_vec(), vec![("x".into(), b"data".to_vec())]);
-        let listing = duct::cmd!("cpio", "-it", "--quiet").stdin_bytes(write_newc(&l)).read().unwrap();
+        let l = layout(
+            b"#!/bin/sh\n".to_vec(),
+            vec![("x".into(), b"data".to_vec())],
+        );
+        let listing = duct::cmd!("cpio", "-it", "--quiet")
+            .stdin_bytes(write_newc(&l))
+            .read()
+            .unwrap();
         assert_eq!(listing.lines().count(), 8, "{listing}");
         assert!(listing.lines().any(|n| n == "suites/x"));
     }

@@ -59,7 +59,10 @@ pub fn parse(text: &str, origin: &str) -> Result<BTreeMap<String, (Value, usize)
             continue;
         }
         let Some((k, v)) = line.split_once('=') else {
-            return Err(setup_error(format!("kconfig: {origin}:{}: not an option: {raw:?}", i + 1)));
+            return Err(setup_error(format!(
+                "kconfig: {origin}:{}: not an option: {raw:?}",
+                i + 1
+            )));
         };
         let Some(name) = k.strip_prefix("CONFIG_") else {
             return Err(setup_error(format!(
@@ -68,9 +71,16 @@ pub fn parse(text: &str, origin: &str) -> Result<BTreeMap<String, (Value, usize)
             )));
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(setup_error(format!("kconfig: {origin}:{}: bad option name {k:?}", i + 1)));
+            return Err(setup_error(format!(
+                "kconfig: {origin}:{}: bad option name {k:?}",
+                i + 1
+            )));
         }
-        let v = if v == "n" { Value::NotSet } else { Value::Set(v.to_string()) };
+        let v = if v == "n" {
+            Value::NotSet
+        } else {
+            Value::Set(v.to_string())
+        };
         out.insert(name.to_string(), (v, i + 1));
     }
     Ok(out)
@@ -78,7 +88,12 @@ pub fn parse(text: &str, origin: &str) -> Result<BTreeMap<String, (Value, usize)
 
 impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
-        Ok(Config { options: parse(text, origin)?.into_iter().map(|(k, (v, _))| (k, v)).collect() })
+        Ok(Config {
+            options: parse(text, origin)?
+                .into_iter()
+                .map(|(k, (v, _))| (k, v))
+                .collect(),
+        })
     }
 
     pub fn get(&self, name: &str) -> Value {
@@ -118,7 +133,13 @@ pub fn merge(fragments: &[(String, String)]) -> Result<(BTreeMap<String, Request
                     ));
                 }
             }
-            req.insert(k, Request { value: v, origin: here });
+            req.insert(
+                k,
+                Request {
+                    value: v,
+                    origin: here,
+                },
+            );
         }
     }
     Ok((req, conflicts))
@@ -138,7 +159,9 @@ pub fn hints(tree: &Path, name: &str) -> Vec<String> {
     let mut stack: Vec<PathBuf> = vec![tree.to_path_buf()];
     let header = format!("config {name}");
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             let fname = e.file_name().to_string_lossy().to_string();
@@ -147,7 +170,9 @@ pub fn hints(tree: &Path, name: &str) -> Vec<String> {
                     stack.push(p);
                 }
             } else if fname.starts_with("Kconfig") {
-                let Ok(text) = std::fs::read_to_string(&p) else { continue };
+                let Ok(text) = std::fs::read_to_string(&p) else {
+                    continue;
+                };
                 let mut lines = text.lines().enumerate().peekable();
                 while let Some((i, l)) = lines.next() {
                     if l.trim() != header && l.trim() != format!("menuconfig {name}") {
@@ -157,8 +182,12 @@ pub fn hints(tree: &Path, name: &str) -> Vec<String> {
                     let mut deps = Vec::new();
                     while let Some((_, n)) = lines.peek() {
                         let t = n.trim();
-                        if t.starts_with("config ") || t.starts_with("menuconfig ") || t.starts_with("endmenu")
-                            || t.starts_with("choice") || t.starts_with("if ") || t.starts_with("menu ")
+                        if t.starts_with("config ")
+                            || t.starts_with("menuconfig ")
+                            || t.starts_with("endmenu")
+                            || t.starts_with("choice")
+                            || t.starts_with("if ")
+                            || t.starts_with("menu ")
                         {
                             break;
                         }
@@ -167,7 +196,15 @@ pub fn hints(tree: &Path, name: &str) -> Vec<String> {
                         }
                         lines.next();
                     }
-                    out.push(format!("{rel}:{}: {}", i + 1, if deps.is_empty() { "no depends on".into() } else { deps.join("; ") }));
+                    out.push(format!(
+                        "{rel}:{}: {}",
+                        i + 1,
+                        if deps.is_empty() {
+                            "no depends on".into()
+                        } else {
+                            deps.join("; ")
+                        }
+                    ));
                 }
             }
         }
@@ -178,9 +215,15 @@ pub fn hints(tree: &Path, name: &str) -> Vec<String> {
 
 /// The error for dropped options, with hints from the tree.
 pub fn dropped_error(tree: &Path, dropped: &[(String, Request, Value)]) -> anyhow::Error {
-    let mut msg = format!("kconfig: {} requested option(s) did not survive olddefconfig:", dropped.len());
+    let mut msg = format!(
+        "kconfig: {} requested option(s) did not survive olddefconfig:",
+        dropped.len()
+    );
     for (k, r, got) in dropped {
-        msg.push_str(&format!("\n    CONFIG_{k} (asked {} at {}): got {}", r.value, r.origin, got));
+        msg.push_str(&format!(
+            "\n    CONFIG_{k} (asked {} at {}): got {}",
+            r.value, r.origin, got
+        ));
         let h = hints(tree, k);
         if h.is_empty() {
             msg.push_str("\n        no such symbol in this tree's Kconfig files");
@@ -198,7 +241,11 @@ mod tests {
 
     #[test]
     fn parses_all_forms() {
-        let c = Config::parse("CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\n# comment\nCONFIG_D=n\n", "t").unwrap();
+        let c = Config::parse(
+            "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\n# comment\nCONFIG_D=n\n",
+            "t",
+        )
+        .unwrap();
         assert_eq!(c.get("A"), Value::Set("y".into()));
         assert_eq!(c.get("B"), Value::NotSet);
         assert_eq!(c.get("C"), Value::Set("\"x y\"".into()));
@@ -209,7 +256,9 @@ mod tests {
 
     #[test]
     fn bad_line_names_file_and_line() {
-        let e = Config::parse("CONFIG_A=y\nFOO\n", "frag.config").unwrap_err().to_string();
+        let e = Config::parse("CONFIG_A=y\nFOO\n", "frag.config")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("frag.config:2"), "{e}");
         let e = Config::parse("A=y\n", "f").unwrap_err().to_string();
         assert!(e.contains("CONFIG_ prefix"), "{e}");
@@ -230,7 +279,11 @@ mod tests {
 
     #[test]
     fn dropped_lists_what_did_not_survive() {
-        let (req, _) = merge(&[("f".into(), "CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\n".into())]).unwrap();
+        let (req, _) = merge(&[(
+            "f".into(),
+            "CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\n".into(),
+        )])
+        .unwrap();
         let got = Config::parse("CONFIG_A=y\nCONFIG_C=y\n", "got").unwrap();
         let d = dropped(&req, &got);
         let names: Vec<_> = d.iter().map(|x| x.0.as_str()).collect();
@@ -247,9 +300,24 @@ mod tests {
         )
         .unwrap();
         let h = hints(t.path(), "MEM_SOFT_DIRTY");
-        assert_eq!(h, ["mm/Kconfig:1: depends on CHECKPOINT_RESTORE && HAVE_ARCH_SOFT_DIRTY"]);
-        let e = dropped_error(t.path(), &dropped(&merge(&[("f".into(), "CONFIG_MEM_SOFT_DIRTY=y\n".into())]).unwrap().0, &Config::default())).to_string();
-        assert!(e.contains("CONFIG_MEM_SOFT_DIRTY (asked =y at f:1): got is not set"), "{e}");
+        assert_eq!(
+            h,
+            ["mm/Kconfig:1: depends on CHECKPOINT_RESTORE && HAVE_ARCH_SOFT_DIRTY"]
+        );
+        let e = dropped_error(
+            t.path(),
+            &dropped(
+                &merge(&[("f".into(), "CONFIG_MEM_SOFT_DIRTY=y\n".into())])
+                    .unwrap()
+                    .0,
+                &Config::default(),
+            ),
+        )
+        .to_string();
+        assert!(
+            e.contains("CONFIG_MEM_SOFT_DIRTY (asked =y at f:1): got is not set"),
+            "{e}"
+        );
         assert!(e.contains("CHECKPOINT_RESTORE"), "{e}");
     }
 }

@@ -22,7 +22,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build, boot and test kernels for the soft-dirty / PAGEMAP_SCAN series")]
+#[command(
+    name = "cargo xtask",
+    about = "Build, boot and test kernels for the soft-dirty / PAGEMAP_SCAN series"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -58,7 +61,11 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::TestKernel(o) => test_kernel::main(o),
         Cmd::ListTargets { json } => test_kernel::list_targets(json),
-        Cmd::Parse { results, target, console } => test_kernel::parse_offline(&results, target.as_deref(), console.as_deref()),
+        Cmd::Parse {
+            results,
+            target,
+            console,
+        } => test_kernel::parse_offline(&results, target.as_deref(), console.as_deref()),
     };
     match r {
         Ok(code) => ExitCode::from(code as u8),

@@ -47,10 +47,25 @@ pub fn command_line(vm: &Vm, kvm: bool) -> Vec<String> {
         // Every feature TCG emulates, so the guest sees PCID, INVPCID, etc.
         push(&["-accel", "tcg", "-cpu", "max"]);
     }
-    push(&["-m", &vm.memory_mib.to_string(), "-smp", &vm.cpus.to_string()]);
-    push(&["-kernel", &vm.kernel.display().to_string(), "-initrd", &vm.initrd.display().to_string()]);
+    push(&[
+        "-m",
+        &vm.memory_mib.to_string(),
+        "-smp",
+        &vm.cpus.to_string(),
+    ]);
+    push(&[
+        "-kernel",
+        &vm.kernel.display().to_string(),
+        "-initrd",
+        &vm.initrd.display().to_string(),
+    ]);
     // ttyS0: the kernel console, on QEMU's stdout, which the host reads live.
-    push(&["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]);
+    push(&[
+        "-chardev",
+        "stdio,id=console,signal=off",
+        "-serial",
+        "chardev:console",
+    ]);
     // ttyS1: the results port, never mixed with kernel messages.
     let res = format!("file,id=results,path={}", vm.results_raw.display());
     push(&["-chardev", &res, "-serial", "chardev:results"]);
@@ -61,7 +76,13 @@ pub fn command_line(vm: &Vm, kvm: bool) -> Vec<String> {
 }
 
 /// The kernel command line: console, panic behaviour and the init's settings.
-pub fn kernel_cmdline(suites: &[String], suite_timeout: u64, thp: &str, hugepages: u32, extra: &str) -> String {
+pub fn kernel_cmdline(
+    suites: &[String],
+    suite_timeout: u64,
+    thp: &str,
+    hugepages: u32,
+    extra: &str,
+) -> String {
     let mut s = format!(
         "console=ttyS0 panic=-1 harness.suites={} harness.timeout={suite_timeout} harness.thp={thp} harness.hugepages={hugepages}",
         suites.join(",")
@@ -73,18 +94,41 @@ pub fn kernel_cmdline(suites: &[String], suite_timeout: u64, thp: &str, hugepage
     s
 }
 
-/// Whether /dev/kvm can be opened read-write (necessary, not sufficient).
-pub fn kvm_device_usable() -> bool {
-    std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+/// The QEMU binary: `XTASK_QEMU` overrides it (a wrapper, or the fault tests' fake
+/// broken KVM).
+pub fn qemu_binary() -> String {
+    std::env::var("XTASK_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into())
 }
 
-/// The remembered outcome of a KVM probe for this boot of the host.
+/// The KVM device: `XTASK_KVM_DEVICE` overrides /dev/kvm (for the fault tests).
+fn kvm_device() -> String {
+    std::env::var("XTASK_KVM_DEVICE").unwrap_or_else(|_| "/dev/kvm".into())
+}
+
+/// Whether the KVM device can be opened read-write (necessary, not sufficient).
+pub fn kvm_device_usable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(kvm_device())
+        .is_ok()
+}
+
+/// The remembered outcome of a KVM probe for this boot of the host, per QEMU binary
+/// and device.
 fn probe_file(dir: &Path) -> PathBuf {
-    dir.join("kvm-probe")
+    let k = crate::util::Key::new("kvm-probe")
+        .str("qemu", &qemu_binary())
+        .str("dev", &kvm_device())
+        .short();
+    dir.join(format!("kvm-probe-{k}"))
 }
 
 fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default().trim().to_string()
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 pub fn remembered_kvm_broken(cache: &Path) -> Option<String> {
@@ -124,12 +168,21 @@ impl Drop for KillOnDrop {
 }
 
 /// Boots the VM. `on_result` sees each results-port line as it arrives.
-pub fn run(vm: &Vm, accel: Accel, kvm_deadline: Duration, cache: &Path, on_result: &mut dyn FnMut(&str)) -> Result<Outcome> {
+pub fn run(
+    vm: &Vm,
+    accel: Accel,
+    kvm_deadline: Duration,
+    cache: &Path,
+    on_result: &mut dyn FnMut(&str),
+) -> Result<Outcome> {
     let try_kvm = match accel {
         Accel::Tcg => false,
         Accel::Kvm => {
             if !kvm_device_usable() {
-                return Err(setup_error("qemu: --accel kvm, but /dev/kvm cannot be opened read-write"));
+                return Err(setup_error(format!(
+                    "qemu: --accel kvm, but {} cannot be opened read-write",
+                    kvm_device()
+                )));
             }
             true
         }
@@ -149,7 +202,10 @@ pub fn run(vm: &Vm, accel: Accel, kvm_deadline: Duration, cache: &Path, on_resul
         match attempt(vm, true, Some(kvm_deadline), on_result)? {
             Attempt::Done(o) => return Ok(o),
             Attempt::KvmSilent => {
-                let why = format!("no console output within {} s under KVM", kvm_deadline.as_secs());
+                let why = format!(
+                    "no console output within {} s under KVM",
+                    kvm_deadline.as_secs()
+                );
                 if accel == Accel::Kvm {
                     return Err(Failure {
                         exit: Exit::Setup,
@@ -168,19 +224,35 @@ pub fn run(vm: &Vm, accel: Accel, kvm_deadline: Duration, cache: &Path, on_resul
     }
 }
 
-fn attempt(vm: &Vm, kvm: bool, first_output_deadline: Option<Duration>, on_result: &mut dyn FnMut(&str)) -> Result<Attempt> {
+fn attempt(
+    vm: &Vm,
+    kvm: bool,
+    first_output_deadline: Option<Duration>,
+    on_result: &mut dyn FnMut(&str),
+) -> Result<Attempt> {
     let _ = std::fs::remove_file(&vm.results_raw);
     std::fs::File::create(&vm.results_raw)?;
     let args = command_line(vm, kvm);
-    eprintln!("    qemu-system-x86_64 {}", args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect::<Vec<_>>().join(" "));
+    eprintln!(
+        "    {} {}",
+        qemu_binary(),
+        args.iter()
+            .map(|a| if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let start = Instant::now();
-    let child = Command::new("qemu-system-x86_64")
+    let child = Command::new(qemu_binary())
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("starting qemu-system-x86_64")?;
+        .with_context(|| format!("starting {}", qemu_binary()))?;
     let mut child = KillOnDrop(child);
     let mut stdout = child.0.stdout.take().expect("piped");
     let mut stderr = child.0.stderr.take().expect("piped");
@@ -227,7 +299,10 @@ fn attempt(vm: &Vm, kvm: bool, first_output_deadline: Option<Duration>, on_resul
             let mut rest = Vec::new();
             results.read_to_end(&mut rest)?;
             pending.extend_from_slice(&rest);
-            for line in String::from_utf8_lossy(&pending).split('\n').filter(|l| !l.is_empty()) {
+            for line in String::from_utf8_lossy(&pending)
+                .split('\n')
+                .filter(|l| !l.is_empty())
+            {
                 on_result(line.trim_end_matches('\r'));
             }
             break Some(st);
@@ -248,7 +323,13 @@ fn attempt(vm: &Vm, kvm: bool, first_output_deadline: Option<Duration>, on_resul
     };
     let _ = console.join();
     let stderr = err_thread.join().unwrap_or_default();
-    Ok(Attempt::Done(Outcome { kvm, elapsed: start.elapsed(), timed_out, status, stderr }))
+    Ok(Attempt::Done(Outcome {
+        kvm,
+        elapsed: start.elapsed(),
+        timed_out,
+        status,
+        stderr,
+    }))
 }
 
 #[cfg(test)]
@@ -261,7 +342,13 @@ mod tests {
             initrd: "/k/initramfs.cpio".into(),
             memory_mib: 2048,
             cpus: 2,
-            append: kernel_cmdline(&["soft-dirty".into(), "pagemap_ioctl".into()], 300, "always", 64, ""),
+            append: kernel_cmdline(
+                &["soft-dirty".into(), "pagemap_ioctl".into()],
+                300,
+                "always",
+                64,
+                "",
+            ),
             console_log: "/r/console.log".into(),
             results_raw: "/r/results.raw".into(),
             timeout: Duration::from_secs(10),

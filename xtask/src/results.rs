@@ -66,7 +66,10 @@ impl Analysis {
     pub fn exit(&self, watchdog_fired: bool) -> Exit {
         if self.panicked || self.cut_short || watchdog_fired {
             Exit::Crash
-        } else if self.mismatches() > 0 || !self.console_problems.is_empty() || !self.parse_errors.is_empty() {
+        } else if self.mismatches() > 0
+            || !self.console_problems.is_empty()
+            || !self.parse_errors.is_empty()
+        {
             Exit::Mismatch
         } else {
             Exit::Ok
@@ -87,24 +90,45 @@ pub fn scan_console(console: &str) -> (Vec<String>, bool) {
         }
         panicked |= l.contains("Kernel panic");
         let end = (i + 3).min(lines.len());
-        out.push(lines[i..end].iter().map(|s| s.trim_end()).collect::<Vec<_>>().join("\n"));
+        out.push(
+            lines[i..end]
+                .iter()
+                .map(|s| s.trim_end())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
         skip_until = end;
     }
     (out, panicked)
 }
 
 fn reason_of(t: &Test) -> String {
-    t.reason.clone().filter(|r| !r.is_empty()).or_else(|| t.diagnostics.last().cloned()).unwrap_or_default()
+    t.reason
+        .clone()
+        .filter(|r| !r.is_empty())
+        .or_else(|| t.diagnostics.last().cloned())
+        .unwrap_or_default()
 }
 
 /// Judges the parsed results of one run against a target's expectations.
 pub fn analyse(root: &Test, target: &Target, console: &str) -> Analysis {
     let mut a = Analysis::default();
     (a.console_problems, a.panicked) = scan_console(console);
-    a.guest_exit = root.diagnostic_value("exit").and_then(|v| v.trim().parse().ok());
+    a.guest_exit = root
+        .diagnostic_value("exit")
+        .and_then(|v| v.trim().parse().ok());
     a.cut_short = a.guest_exit.is_none();
-    a.init_info = root.diagnostics.iter().filter(|d| d.starts_with("init:")).cloned().collect();
-    a.parse_errors = root.all_errors().iter().map(|e| format!("results line {}: {}", e.line, e.message)).collect();
+    a.init_info = root
+        .diagnostics
+        .iter()
+        .filter(|d| d.starts_with("init:"))
+        .cloned()
+        .collect();
+    a.parse_errors = root
+        .all_errors()
+        .iter()
+        .map(|e| format!("results line {}: {}", e.line, e.message))
+        .collect();
     for name in target.suite_order() {
         let expect = target.suites.get(&name).cloned().unwrap_or_default();
         let (summary, tests) = judge_suite(&name, root.subtest(&name), &expect, root);
@@ -117,20 +141,33 @@ pub fn analyse(root: &Test, target: &Target, console: &str) -> Analysis {
 /// The init's `# <suite>: <ms> ms exit=<n>` diagnostic, wherever the parser kept it.
 fn guest_ms(t: &Test, root: &Test, name: &str) -> Option<u64> {
     let prefix = format!("{name}: ");
-    t.diagnostics.iter().chain(root.diagnostics.iter()).find_map(|d| {
-        let rest = d.strip_prefix(&prefix)?;
-        let (ms, unit) = rest.split_once(' ')?;
-        unit.starts_with("ms").then(|| ms.parse().ok()).flatten()
-    })
+    t.diagnostics
+        .iter()
+        .chain(root.diagnostics.iter())
+        .find_map(|d| {
+            let rest = d.strip_prefix(&prefix)?;
+            let (ms, unit) = rest.split_once(' ')?;
+            unit.starts_with("ms").then(|| ms.parse().ok()).flatten()
+        })
 }
 
-fn judge_suite(name: &str, t: Option<&Test>, e: &Expect, root: &Test) -> (SuiteSummary, Vec<Judged>) {
-    let mut s = SuiteSummary { name: name.to_string(), ..Default::default() };
+fn judge_suite(
+    name: &str,
+    t: Option<&Test>,
+    e: &Expect,
+    root: &Test,
+) -> (SuiteSummary, Vec<Judged>) {
+    let mut s = SuiteSummary {
+        name: name.to_string(),
+        ..Default::default()
+    };
     let mut judged = Vec::new();
     let Some(t) = t else {
         s.status = "CRASHED".into();
         s.crashed = 1;
-        s.mismatches.push(format!("{name}: no result (the run ended before this suite reported)"));
+        s.mismatches.push(format!(
+            "{name}: no result (the run ended before this suite reported)"
+        ));
         return (s, judged);
     };
     s.status = t.status.as_str().to_string();
@@ -139,15 +176,21 @@ fn judge_suite(name: &str, t: Option<&Test>, e: &Expect, root: &Test) -> (SuiteS
         s.skipped_suite = Some(why.to_string());
         match &e.skip_suite {
             Some(_) => {}
-            None => s.mismatches.push(format!("{name}: skipped as a whole ({why}), expected to run")),
+            None => s.mismatches.push(format!(
+                "{name}: skipped as a whole ({why}), expected to run"
+            )),
         }
         return (s, judged);
     }
     if let Some(expected_why) = &e.skip_suite {
-        s.mismatches.push(format!("{name}: ran ({}), expected to skip as a whole: {expected_why}", t.status));
+        s.mismatches.push(format!(
+            "{name}: ran ({}), expected to skip as a whole: {expected_why}",
+            t.status
+        ));
     }
     if matches!(t.status, Status::Timeout | Status::Crashed) {
-        s.mismatches.push(format!("{name}: {} {}", t.status, reason_of(t)));
+        s.mismatches
+            .push(format!("{name}: {} {}", t.status, reason_of(t)));
     }
     let mut seen = std::collections::BTreeSet::new();
     for leaf in t.leaves() {
@@ -165,12 +208,17 @@ fn judge_suite(name: &str, t: Option<&Test>, e: &Expect, root: &Test) -> (SuiteS
             Status::Xfail | Status::Todo => (true, None),
             Status::Skip => match skip_why {
                 Some(w) => (true, Some(w.clone())),
-                None => (false, Some("skipped, and the target does not expect it".into())),
+                None => (
+                    false,
+                    Some("skipped, and the target does not expect it".into()),
+                ),
             },
-            Status::Fail | Status::Error | Status::Xpass | Status::Timeout | Status::Crashed => match fail_why {
-                Some(w) => (true, Some(w.clone())),
-                None => (false, None),
-            },
+            Status::Fail | Status::Error | Status::Xpass | Status::Timeout | Status::Crashed => {
+                match fail_why {
+                    Some(w) => (true, Some(w.clone())),
+                    None => (false, None),
+                }
+            }
         };
         match leaf.status {
             Status::Pass => s.pass += 1,
@@ -187,10 +235,16 @@ fn judge_suite(name: &str, t: Option<&Test>, e: &Expect, root: &Test) -> (SuiteS
                 "{name}: {} {}{}",
                 leaf.status,
                 leaf.name,
-                note.as_deref().map(|n| format!(" -- {n}")).unwrap_or_else(|| {
-                    let r = reason_of(leaf);
-                    if r.is_empty() { String::new() } else { format!(" -- {r}") }
-                })
+                note.as_deref()
+                    .map(|n| format!(" -- {n}"))
+                    .unwrap_or_else(|| {
+                        let r = reason_of(leaf);
+                        if r.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" -- {r}")
+                        }
+                    })
             ));
         }
         judged.push(Judged {
@@ -202,13 +256,28 @@ fn judge_suite(name: &str, t: Option<&Test>, e: &Expect, root: &Test) -> (SuiteS
             expectation: note.filter(|_| ok),
         });
     }
-    for missing in e.fail.keys().chain(e.skip.keys()).filter(|k| !seen.contains(*k)) {
-        s.mismatches.push(format!("{name}: expectation for {missing:?}, but no such test ran"));
+    for missing in e
+        .fail
+        .keys()
+        .chain(e.skip.keys())
+        .filter(|k| !seen.contains(*k))
+    {
+        s.mismatches.push(format!(
+            "{name}: expectation for {missing:?}, but no such test ran"
+        ));
     }
     // A suite that exits non-zero with no failing test (plan mismatch, bail out) is a
     // mismatch too; with expected failures, a non-zero exit is what kselftest does.
-    if t.status.is_failure() && s.fail == 0 && s.crashed == 0 && !matches!(t.status, Status::Timeout | Status::Crashed) {
-        s.mismatches.push(format!("{name}: suite result {} although no test failed: {}", t.status, reason_of(t)));
+    if t.status.is_failure()
+        && s.fail == 0
+        && s.crashed == 0
+        && !matches!(t.status, Status::Timeout | Status::Crashed)
+    {
+        s.mismatches.push(format!(
+            "{name}: suite result {} although no test failed: {}",
+            t.status,
+            reason_of(t)
+        ));
     }
     (s, judged)
 }
@@ -216,7 +285,11 @@ fn judge_suite(name: &str, t: Option<&Test>, e: &Expect, root: &Test) -> (SuiteS
 /// The table printed at the end of a run.
 pub fn table(a: &Analysis, timings: &[(&'static str, Duration)]) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "{:<28} {:>5} {:>5} {:>5} {:>6} {:>8} {:>9}  verdict", "suite", "pass", "fail", "skip", "xfail", "crashed", "time");
+    let _ = writeln!(
+        o,
+        "{:<28} {:>5} {:>5} {:>5} {:>6} {:>8} {:>9}  verdict",
+        "suite", "pass", "fail", "skip", "xfail", "crashed", "time"
+    );
     for s in &a.suites {
         let verdict = if !s.mismatches.is_empty() {
             format!("{} unexpected", s.mismatches.len())
@@ -227,21 +300,44 @@ pub fn table(a: &Analysis, timings: &[(&'static str, Duration)]) -> String {
         } else {
             "as expected".into()
         };
-        let time = s.guest_ms.map(|ms| format!("{:.2} s", ms as f64 / 1000.0)).unwrap_or_else(|| "-".into());
-        let _ = writeln!(o, "{:<28} {:>5} {:>5} {:>5} {:>6} {:>8} {:>9}  {verdict}", s.name, s.pass, s.fail, s.skip, s.xfail, s.crashed, time);
+        let time = s
+            .guest_ms
+            .map(|ms| format!("{:.2} s", ms as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            o,
+            "{:<28} {:>5} {:>5} {:>5} {:>6} {:>8} {:>9}  {verdict}",
+            s.name, s.pass, s.fail, s.skip, s.xfail, s.crashed, time
+        );
     }
     let skips: Vec<_> = a.tests.iter().filter(|t| t.status == "SKIP").collect();
     if !skips.is_empty() {
         let _ = writeln!(o, "\nskipped tests ({}):", skips.len());
         for t in skips {
-            let _ = writeln!(o, "  {}: {} -- {}", t.suite, t.name, t.expectation.as_deref().unwrap_or(&t.reason));
+            let _ = writeln!(
+                o,
+                "  {}: {} -- {}",
+                t.suite,
+                t.name,
+                t.expectation.as_deref().unwrap_or(&t.reason)
+            );
         }
     }
-    let xf: Vec<_> = a.tests.iter().filter(|t| t.as_expected && t.status != "SKIP" && t.expectation.is_some()).collect();
+    let xf: Vec<_> = a
+        .tests
+        .iter()
+        .filter(|t| t.as_expected && t.status != "SKIP" && t.expectation.is_some())
+        .collect();
     if !xf.is_empty() {
         let _ = writeln!(o, "\nexpected failures ({}):", xf.len());
         for t in xf {
-            let _ = writeln!(o, "  {}: {} -- {}", t.suite, t.name, t.expectation.as_deref().unwrap_or(""));
+            let _ = writeln!(
+                o,
+                "  {}: {} -- {}",
+                t.suite,
+                t.name,
+                t.expectation.as_deref().unwrap_or("")
+            );
         }
     }
     let mism: Vec<&String> = a.suites.iter().flat_map(|s| &s.mismatches).collect();
@@ -255,13 +351,20 @@ pub fn table(a: &Analysis, timings: &[(&'static str, Duration)]) -> String {
         let _ = writeln!(o, "results: {e}");
     }
     if !a.console_problems.is_empty() {
-        let _ = writeln!(o, "\nkernel console trouble ({}):", a.console_problems.len());
+        let _ = writeln!(
+            o,
+            "\nkernel console trouble ({}):",
+            a.console_problems.len()
+        );
         for p in &a.console_problems {
             let _ = writeln!(o, "  {}", p.replace('\n', "\n  "));
         }
     }
     if a.cut_short {
-        let _ = writeln!(o, "\nthe results port ended without `# exit=`: the guest crashed, hung or was killed");
+        let _ = writeln!(
+            o,
+            "\nthe results port ended without `# exit=`: the guest crashed, hung or was killed"
+        );
     }
     let _ = writeln!(o, "\nphases:");
     for (name, d) in timings {
@@ -289,25 +392,49 @@ pub fn junit(target: &str, a: &Analysis) -> String {
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
     for s in &a.suites {
         let tests = by_suite.get(s.name.as_str()).cloned().unwrap_or_default();
-        let failures = tests.iter().filter(|t| !t.as_expected).count() + usize::from(tests.is_empty() && !s.mismatches.is_empty());
+        let failures = tests.iter().filter(|t| !t.as_expected).count()
+            + usize::from(tests.is_empty() && !s.mismatches.is_empty());
         let _ = writeln!(
             o,
             "  <testsuite name=\"{}.{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{}\">",
-            xml(target), xml(&s.name), tests.len().max(1), s.skip
+            xml(target),
+            xml(&s.name),
+            tests.len().max(1),
+            s.skip
         );
         if tests.is_empty() {
-            let _ = write!(o, "    <testcase classname=\"{}.{}\" name=\"{}\">", xml(target), xml(&s.name), xml(&s.name));
+            let _ = write!(
+                o,
+                "    <testcase classname=\"{}.{}\" name=\"{}\">",
+                xml(target),
+                xml(&s.name),
+                xml(&s.name)
+            );
             if let Some(why) = &s.skipped_suite {
                 let _ = write!(o, "<skipped message=\"{}\"/>", xml(why));
             } else if !s.mismatches.is_empty() {
-                let _ = write!(o, "<failure message=\"{}\"/>", xml(&s.mismatches.join("; ")));
+                let _ = write!(
+                    o,
+                    "<failure message=\"{}\"/>",
+                    xml(&s.mismatches.join("; "))
+                );
             }
             o.push_str("</testcase>\n");
         }
         for t in tests {
-            let _ = write!(o, "    <testcase classname=\"{}.{}\" name=\"{}\">", xml(target), xml(&s.name), xml(&t.name));
+            let _ = write!(
+                o,
+                "    <testcase classname=\"{}.{}\" name=\"{}\">",
+                xml(target),
+                xml(&s.name),
+                xml(&t.name)
+            );
             if t.status == "SKIP" {
-                let _ = write!(o, "<skipped message=\"{}\"/>", xml(t.expectation.as_deref().unwrap_or(&t.reason)));
+                let _ = write!(
+                    o,
+                    "<skipped message=\"{}\"/>",
+                    xml(t.expectation.as_deref().unwrap_or(&t.reason))
+                );
             } else if !t.as_expected {
                 let _ = write!(o, "<failure message=\"{} {}\"/>", t.status, xml(&t.reason));
             }
@@ -352,11 +479,17 @@ ok 2 pagemap_ioctl # SKIP
 
     #[test]
     fn unexpected_fail_and_skip_are_mismatches() {
-        let t = target("      soft-dirty: {}\n      pagemap_ioctl: { skip_suite: 'added in 6.7' }\n");
+        let t =
+            target("      soft-dirty: {}\n      pagemap_ioctl: { skip_suite: 'added in 6.7' }\n");
         let a = analyse(&ktap::parse(RUN), &t, "");
         assert_eq!(a.guest_exit, Some(1));
         assert!(!a.cut_short);
-        assert_eq!(a.suites[0].mismatches.len(), 2, "{:?}", a.suites[0].mismatches);
+        assert_eq!(
+            a.suites[0].mismatches.len(),
+            2,
+            "{:?}",
+            a.suites[0].mismatches
+        );
         assert_eq!(a.suites[0].guest_ms, Some(812));
         assert!(a.suites[1].mismatches.is_empty());
         assert_eq!(a.exit(false), Exit::Mismatch);
@@ -377,11 +510,21 @@ ok 2 pagemap_ioctl # SKIP
 
     #[test]
     fn stale_expectation_is_a_mismatch() {
-        let t = target("      soft-dirty:\n        fail: { 'Test gone': 'x' }\n      pagemap_ioctl: {}\n");
+        let t = target(
+            "      soft-dirty:\n        fail: { 'Test gone': 'x' }\n      pagemap_ioctl: {}\n",
+        );
         let a = analyse(&ktap::parse(RUN), &t, "");
-        let all = a.suites.iter().flat_map(|s| s.mismatches.clone()).collect::<Vec<_>>().join("\n");
+        let all = a
+            .suites
+            .iter()
+            .flat_map(|s| s.mismatches.clone())
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(all.contains("\"Test gone\", but no such test ran"), "{all}");
-        assert!(all.contains("pagemap_ioctl: skipped as a whole (PAGEMAP_SCAN not supported)"), "{all}");
+        assert!(
+            all.contains("pagemap_ioctl: skipped as a whole (PAGEMAP_SCAN not supported)"),
+            "{all}"
+        );
     }
 
     #[test]
@@ -398,7 +541,8 @@ ok 2 pagemap_ioctl # SKIP
 
     #[test]
     fn warning_fails_a_clean_run() {
-        let (p, panicked) = scan_console("a\n[ 3.1] WARNING: CPU: 1 PID: 1 at mm/memory.c:123 x\nb\nc\nd\n");
+        let (p, panicked) =
+            scan_console("a\n[ 3.1] WARNING: CPU: 1 PID: 1 at mm/memory.c:123 x\nb\nc\nd\n");
         assert_eq!(p.len(), 1);
         assert!(!panicked);
         assert_eq!(p[0].lines().count(), 3);

@@ -42,9 +42,15 @@ impl Series {
                     path.display()
                 )));
             }
-            Ok(Series { origin: path.to_path_buf(), patches })
+            Ok(Series {
+                origin: path.to_path_buf(),
+                patches,
+            })
         } else {
-            Err(setup_error(format!("series: {} does not exist", path.display())))
+            Err(setup_error(format!(
+                "series: {} does not exist",
+                path.display()
+            )))
         }
     }
 
@@ -69,7 +75,11 @@ impl Series {
             }
             let p = dir.join(name);
             let text = std::fs::read_to_string(&p).map_err(|e| {
-                setup_error(format!("series: {}:{}: patch {name}: {e}", list.display(), i + 1))
+                setup_error(format!(
+                    "series: {}:{}: patch {name}: {e}",
+                    list.display(),
+                    i + 1
+                ))
             })?;
             if !text.contains("\n--- ") && !text.starts_with("--- ") {
                 return Err(setup_error(format!(
@@ -78,12 +88,21 @@ impl Series {
                     i + 1
                 )));
             }
-            patches.push(Patch { name: name.to_string(), text });
+            patches.push(Patch {
+                name: name.to_string(),
+                text,
+            });
         }
         if patches.is_empty() {
-            return Err(setup_error(format!("series: {} lists no patch", list.display())));
+            return Err(setup_error(format!(
+                "series: {} lists no patch",
+                list.display()
+            )));
         }
-        Ok(Series { origin: dir.to_path_buf(), patches })
+        Ok(Series {
+            origin: dir.to_path_buf(),
+            patches,
+        })
     }
 
     /// Identity of the series content, in order.
@@ -110,7 +129,10 @@ pub fn split_mbox(text: &str) -> Vec<Patch> {
             .captures(msg)
             .map(|c| c[1].trim().to_string())
             .unwrap_or_else(|| "untitled".into());
-        out.push(Patch { name: format!("{:04}-{subj}", out.len() + 1), text: msg.to_string() });
+        out.push(Patch {
+            name: format!("{:04}-{subj}", out.len() + 1),
+            text: msg.to_string(),
+        });
     }
     out
 }
@@ -133,7 +155,15 @@ pub fn describe_failure(output: &str) -> String {
         }
     }
     if problems.is_empty() {
-        output.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        output
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
     } else {
         problems.join("\n")
     }
@@ -142,7 +172,15 @@ pub fn describe_failure(output: &str) -> String {
 /// Applies one patch to `dir` with GNU patch, strictly (no fuzz).
 pub fn apply_one(dir: &Path, patch: &Patch) -> Result<()> {
     let out = duct::cmd!(
-        "patch", "-p1", "--forward", "--batch", "--fuzz=0", "--no-backup-if-mismatch", "-d", dir
+        "patch",
+        "-p1",
+        "--forward",
+        "--batch",
+        "--fuzz=0",
+        "--no-backup-if-mismatch",
+        "--reject-file=-",
+        "-d",
+        dir
     )
     .stdin_bytes(patch.text.as_bytes())
     .stderr_to_stdout()
@@ -161,22 +199,39 @@ pub fn apply_one(dir: &Path, patch: &Patch) -> Result<()> {
     )))
 }
 
-/// A patched tree for (source, series), built once and reused while both are unchanged.
+/// A patched tree for (source, series), reused while both are unchanged.
+///
+/// The tree lives at a stable path per kernel version (`target/kernel/trees/<version>`),
+/// recreated from the pristine source whenever the series changes: ccache's direct
+/// mode hashes the compiler's -I paths, so a stable path lets every series on the
+/// same base hit the cache for the files it does not touch.
 pub fn patched_tree(src: &Tree, series: &Series) -> Result<Tree> {
     let mut k = Key::new("patched-tree");
     k.str("source", &src.key);
     series.key(&mut k);
-    let entry = target_dir().join("kernel/trees").join(k.short());
+    let version = crate::source::kernel_version(&src.path);
+    let slot = if src.local {
+        format!("local-{}", Key::new("local").str("path", &src.key).short())
+    } else {
+        format!("linux-{version}")
+    };
+    let entry = target_dir().join("kernel/trees").join(slot);
     let tree = entry.join("tree");
-    if src.local || !tree.join("Makefile").exists() {
-        if src.local && entry.exists() {
-            std::fs::remove_dir_all(&entry)?;
+    let key_file = entry.join("series-key");
+    let current = std::fs::read_to_string(&key_file).ok();
+    if src.local || current.as_deref() != Some(k.hex().as_str()) || !tree.join("Makefile").exists()
+    {
+        if entry.exists() {
+            std::fs::remove_dir_all(&entry).with_context(|| {
+                format!("removing the previous patched tree {}", entry.display())
+            })?;
         }
         publish_dir(&entry, |tmp| {
             let dst = tmp.join("tree");
             // Hard links share the pristine files; GNU patch writes each changed file
             // anew and renames it, so the pristine tree is never modified. A local tree
-            // is copied for real (it may be edited while we run).
+            // is copied for real (it may be edited while we run); cp -a keeps mtimes,
+            // so make rebuilds only what the series changed.
             let flags = if src.local { "-a" } else { "-al" };
             let from = format!("{}/.", src.path.display());
             duct::cmd!("cp", flags, from, &dst)
@@ -186,11 +241,17 @@ pub fn patched_tree(src: &Tree, series: &Series) -> Result<Tree> {
                 eprintln!("    applying {}", p.name);
                 apply_one(&dst, p)?;
             }
+            std::fs::write(tmp.join("series-key"), k.hex())?;
             Ok(())
         })?;
     }
     Ok(Tree {
-        describe: format!("{} + {} ({} patches)", src.describe, series.origin.display(), series.patches.len()),
+        describe: format!(
+            "{} + {} ({} patches)",
+            src.describe,
+            series.origin.display(),
+            series.patches.len()
+        ),
         key: format!("{}+series:{}", src.key, k.hex()),
         path: tree,
         local: src.local,
@@ -226,20 +287,29 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("series"), "# c\n0002-gone.patch\n").unwrap();
         let e = Series::load(d.path()).unwrap_err().to_string();
-        assert!(e.contains("series:2") && e.contains("0002-gone.patch"), "{e}");
+        assert!(
+            e.contains("series:2") && e.contains("0002-gone.patch"),
+            "{e}"
+        );
     }
 
     #[test]
     fn failed_hunk_is_named() {
         let t = tree();
-        let p = Patch { name: "0003-bad.patch".into(), text: BAD.into() };
+        let p = Patch {
+            name: "0003-bad.patch".into(),
+            text: BAD.into(),
+        };
         let e = apply_one(t.path(), &p).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("0003-bad.patch"), "{msg}");
         assert!(msg.contains("f.txt: Hunk #1 FAILED"), "{msg}");
         assert_eq!(crate::util::exit_code_of(&e), crate::util::Exit::Setup);
         // Strict: the file is untouched.
-        assert_eq!(std::fs::read_to_string(t.path().join("f.txt")).unwrap(), "one\ntwo\nthree\n");
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("f.txt")).unwrap(),
+            "one\ntwo\nthree\n"
+        );
     }
 
     #[test]
@@ -247,12 +317,27 @@ mod tests {
         let t = tree();
         let copy = tempfile::tempdir().unwrap();
         let dst = copy.path().join("c");
-        duct::cmd!("cp", "-al", format!("{}/.", t.path().display()), &dst).run().unwrap();
+        duct::cmd!("cp", "-al", format!("{}/.", t.path().display()), &dst)
+            .run()
+            .unwrap();
         let before = std::fs::metadata(t.path().join("f.txt")).unwrap().ino();
         assert_eq!(before, std::fs::metadata(dst.join("f.txt")).unwrap().ino());
-        apply_one(&dst, &Patch { name: "good".into(), text: GOOD.into() }).unwrap();
-        assert_eq!(std::fs::read_to_string(dst.join("f.txt")).unwrap(), "one\nTWO\nthree\n");
-        assert_eq!(std::fs::read_to_string(t.path().join("f.txt")).unwrap(), "one\ntwo\nthree\n");
+        apply_one(
+            &dst,
+            &Patch {
+                name: "good".into(),
+                text: GOOD.into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dst.join("f.txt")).unwrap(),
+            "one\nTWO\nthree\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("f.txt")).unwrap(),
+            "one\ntwo\nthree\n"
+        );
     }
 
     #[test]
@@ -274,7 +359,10 @@ mod tests {
     #[test]
     fn reversed_patch_is_reported() {
         let t = tree();
-        let good = Patch { name: "good".into(), text: GOOD.into() };
+        let good = Patch {
+            name: "good".into(),
+            text: GOOD.into(),
+        };
         apply_one(t.path(), &good).unwrap();
         let e = apply_one(t.path(), &good).unwrap_err().to_string();
         assert!(e.contains("already applied"), "{e}");

@@ -94,7 +94,9 @@ fn apt_candidate(sh: &Shell, spec: &str) -> Result<(String, String)> {
             let file = f.rsplit('/').next().unwrap_or(&f).to_string();
             Ok((v, file))
         }
-        _ => Err(setup_error(format!("source: apt-cache show {pkg}: no Version/Filename"))),
+        _ => Err(setup_error(format!(
+            "source: apt-cache show {pkg}: no Version/Filename"
+        ))),
     }
 }
 
@@ -152,7 +154,9 @@ fn unpack_deb(deb: &Path, stem: &str) -> Result<PathBuf> {
                 .flatten()
                 .map(|e| e.path())
                 .find(|p| p.to_string_lossy().contains(".tar"))
-                .ok_or_else(|| setup_error(format!("{}: no kernel tarball in usr/src", deb.display())))?;
+                .ok_or_else(|| {
+                    setup_error(format!("{}: no kernel tarball in usr/src", deb.display()))
+                })?;
             extract_tarball(&tarball, tmp)?;
             std::fs::remove_dir_all(&debdir)?;
             Ok(())
@@ -172,10 +176,17 @@ fn extract_tarball(tarball: &Path, dir: &Path) -> Result<()> {
         .map_err(|e| setup_error(format!("source: extracting {}: {e}", tarball.display())))?;
     let tops: Vec<_> = std::fs::read_dir(&x)?.flatten().map(|e| e.path()).collect();
     let [top] = tops.as_slice() else {
-        bail!("source: {} has {} top-level entries, expected one directory", tarball.display(), tops.len())
+        bail!(
+            "source: {} has {} top-level entries, expected one directory",
+            tarball.display(),
+            tops.len()
+        )
     };
     if !top.join("Makefile").exists() {
-        return Err(setup_error(format!("source: {} is not a kernel tree", tarball.display())));
+        return Err(setup_error(format!(
+            "source: {} is not a kernel tree",
+            tarball.display()
+        )));
     }
     std::fs::rename(top, dir.join("tree"))?;
     std::fs::remove_dir(&x)?;
@@ -207,7 +218,8 @@ pub fn tarball(tb: &Tarball) -> Result<Tree> {
                  (fix source.tarball.sha256 in configs/targets.yaml, or the URL)"
             )));
         }
-        part.persist(&file).map_err(|e| anyhow::anyhow!("keeping download: {e}"))?;
+        part.persist(&file)
+            .map_err(|e| anyhow::anyhow!("keeping download: {e}"))?;
     }
     let stem = format!("url-{}", &want[..16]);
     let path = if base.ends_with(".deb") {
@@ -220,7 +232,12 @@ pub fn tarball(tb: &Tarball) -> Result<Tree> {
         }
         entry.join("tree")
     };
-    Ok(Tree { describe: format!("tarball {}", tb.url), key: format!("sha256:{want}"), path, local: false })
+    Ok(Tree {
+        describe: format!("tarball {}", tb.url),
+        key: format!("sha256:{want}"),
+        path,
+        local: false,
+    })
 }
 
 /// `make kernelversion` without touching the tree.
@@ -228,10 +245,18 @@ pub fn kernel_version(tree: &Path) -> String {
     let text = std::fs::read_to_string(tree.join("Makefile")).unwrap_or_default();
     let get = |k: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix(k).map(|v| v.trim_start_matches([' ', '=']).trim().to_string()))
+            .find_map(|l| {
+                l.strip_prefix(k)
+                    .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
+            })
             .unwrap_or_default()
     };
-    format!("{}.{}.{}", get("VERSION"), get("PATCHLEVEL"), get("SUBLEVEL"))
+    format!(
+        "{}.{}.{}",
+        get("VERSION"),
+        get("PATCHLEVEL"),
+        get("SUBLEVEL")
+    )
 }
 
 #[cfg(test)]
@@ -258,6 +283,9 @@ mod tests {
         std::fs::write(d.path().join("Kconfig"), "").unwrap();
         assert!(local(d.path()).unwrap().local);
         std::fs::write(d.path().join(".config"), "").unwrap();
-        assert!(local(d.path()).unwrap_err().to_string().contains("mrproper"));
+        assert!(local(d.path())
+            .unwrap_err()
+            .to_string()
+            .contains("mrproper"));
     }
 }

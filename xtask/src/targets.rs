@@ -146,8 +146,8 @@ impl Target {
 
 impl Matrix {
     pub fn load(path: &Path) -> Result<Matrix> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Matrix::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
@@ -178,7 +178,10 @@ impl Matrix {
             }
             if let Some(tb) = &t.source.tarball {
                 if tb.sha256.len() != 64 || !tb.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-                    bail!("{at}.source.tarball.sha256: {:?} is not 64 hex digits", tb.sha256);
+                    bail!(
+                        "{at}.source.tarball.sha256: {:?} is not 64 hex digits",
+                        tb.sha256
+                    );
                 }
             }
             if t.configs.is_empty() {
@@ -189,7 +192,10 @@ impl Matrix {
             }
             for (s, e) in &t.suites {
                 if !SUITES.contains(&s.as_str()) && !s.ends_with(".c") {
-                    bail!("{at}.suites.{s}: unknown suite (known: {})", SUITES.join(", "));
+                    bail!(
+                        "{at}.suites.{s}: unknown suite (known: {})",
+                        SUITES.join(", ")
+                    );
                 }
                 if e.skip_suite.is_some() && (!e.fail.is_empty() || !e.skip.is_empty()) {
                     bail!("{at}.suites.{s}: skip_suite excludes per-test fail/skip entries");
@@ -218,7 +224,10 @@ impl Matrix {
     pub fn get(&self, name: &str) -> Result<&Target> {
         self.targets.iter().find(|t| t.name == name).ok_or_else(|| {
             let names: Vec<_> = self.targets.iter().map(|t| t.name.as_str()).collect();
-            anyhow::anyhow!("no target {name:?} in configs/targets.yaml (have: {})", names.join(", "))
+            anyhow::anyhow!(
+                "no target {name:?} in configs/targets.yaml (have: {})",
+                names.join(", ")
+            )
         })
     }
 }
@@ -280,7 +289,11 @@ targets:
                 assert!(p.exists(), "{}: fragment {} missing", t.name, p.display());
             }
             if let Some(s) = &t.series {
-                assert!(crate::util::project_root().join(s).exists(), "{}: series missing", t.name);
+                assert!(
+                    crate::util::project_root().join(s).exists(),
+                    "{}: series missing",
+                    t.name
+                );
             }
         }
     }

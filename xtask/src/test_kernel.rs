@@ -51,10 +51,29 @@ pub struct Options {
     /// Fail unless the guest ran under KVM (CI on runners with KVM).
     #[arg(long)]
     pub require_kvm: bool,
+    /// An extra config fragment merged after the target's (repeatable).
+    #[arg(long = "config")]
+    pub extra_configs: Vec<PathBuf>,
+    /// Extra kernel command line.
+    #[arg(long)]
+    pub append: Option<String>,
+    /// Write the run's files here instead of target/test-kernel/<target>/<time>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Read the matrix from this file instead of configs/targets.yaml.
+    #[arg(long)]
+    pub targets: Option<PathBuf>,
 }
 
 pub fn matrix() -> Result<Matrix> {
     Matrix::load(&project_root().join("configs/targets.yaml"))
+}
+
+fn matrix_from(path: Option<&Path>) -> Result<Matrix> {
+    match path {
+        Some(p) => Matrix::load(p),
+        None => matrix(),
+    }
 }
 
 pub fn list_targets(json: bool) -> Result<Exit> {
@@ -78,7 +97,11 @@ pub fn list_targets(json: bool) -> Result<Exit> {
         println!("{}", serde_json::to_string(&v)?);
     } else {
         for t in &m.targets {
-            let d = if t.name == m.default { " (default)" } else { "" };
+            let d = if t.name == m.default {
+                " (default)"
+            } else {
+                ""
+            };
             println!("{:<22}{d} {}", t.name, t.description);
         }
     }
@@ -88,15 +111,20 @@ pub fn list_targets(json: bool) -> Result<Exit> {
 pub fn parse_offline(results: &Path, target: Option<&str>, console: Option<&Path>) -> Result<Exit> {
     let m = matrix()?;
     let t = m.get(target.unwrap_or(&m.default))?;
-    let text = std::fs::read_to_string(results).with_context(|| format!("reading {}", results.display()))?;
-    let con = console.map(std::fs::read_to_string).transpose()?.unwrap_or_default();
+    let text = std::fs::read_to_string(results)
+        .with_context(|| format!("reading {}", results.display()))?;
+    let con = console
+        .map(std::fs::read_to_string)
+        .transpose()?
+        .unwrap_or_default();
     let a = results::analyse(&ktap::parse(&text), t, &con);
     print!("{}", results::table(&a, &[]));
     Ok(a.exit(false))
 }
 
 pub fn main(o: Options) -> Result<Exit> {
-    let m = matrix()?;
+    let m = matrix_from(o.targets.as_deref())
+        .map_err(|e| crate::util::setup_error(format!("{e:#}")))?;
     let names: Vec<String> = if o.all {
         m.targets.iter().map(|t| t.name.clone()).collect()
     } else {
@@ -125,7 +153,9 @@ pub fn main(o: Options) -> Result<Exit> {
 fn run_dir(target: &str) -> Result<PathBuf> {
     let base = target_dir().join("test-kernel").join(target);
     std::fs::create_dir_all(&base)?;
-    let stamp = duct::cmd!("date", "-u", "+%Y%m%d-%H%M%S").read().unwrap_or_else(|_| "run".into());
+    let stamp = duct::cmd!("date", "-u", "+%Y%m%d-%H%M%S")
+        .read()
+        .unwrap_or_else(|_| "run".into());
     let mut dir = base.join(&stamp);
     let mut n = 1;
     while dir.exists() {
@@ -157,7 +187,9 @@ pub fn run_target(t: &Target, o: &Options) -> Result<Exit> {
     let series_path = if o.no_series {
         None
     } else {
-        o.series.clone().or_else(|| t.series.as_ref().map(|s| project_root().join(s)))
+        o.series
+            .clone()
+            .or_else(|| t.series.as_ref().map(|s| project_root().join(s)))
     };
     let tree = match &series_path {
         Some(p) => {
@@ -171,28 +203,60 @@ pub fn run_target(t: &Target, o: &Options) -> Result<Exit> {
     };
     let version = source::kernel_version(&tree.path);
 
-    let fragments: Vec<PathBuf> = t.configs.iter().map(|c| project_root().join("configs").join(c)).collect();
-    let build_name = if o.no_series { format!("{}-base", t.name) } else { t.name.clone() };
+    let mut fragments: Vec<PathBuf> = t
+        .configs
+        .iter()
+        .map(|c| project_root().join("configs").join(c))
+        .collect();
+    fragments.extend(o.extra_configs.iter().cloned());
+    let build_name = if o.no_series {
+        format!("{}-base", t.name)
+    } else {
+        t.name.clone()
+    };
     let bd = build::plan(&tree, &build_name, &fragments)?;
     let kernel = if build::up_to_date(&tree, &bd) {
         eprintln!("==> build: unchanged, reusing {}", bd.dir.display());
         build::bzimage(&bd.dir)
     } else {
-        let st = Stage::start("kconfig", format!("tinyconfig + {} fragment(s), {version}", fragments.len()));
+        let st = Stage::start(
+            "kconfig",
+            format!("tinyconfig + {} fragment(s), {version}", fragments.len()),
+        );
         build::configure(&tree, &bd)?;
         st.done(&mut timings);
-        let st = Stage::start("build", format!("bzImage in {} (-j{})", bd.dir.display(), crate::util::jobs()));
+        let st = Stage::start(
+            "build",
+            format!(
+                "bzImage in {} (-j{})",
+                bd.dir.display(),
+                crate::util::jobs()
+            ),
+        );
         let img = build::build(&tree, &bd)?;
         st.done(&mut timings);
         img
     };
 
-    let run = run_dir(&t.name)?;
+    let run = match &o.out {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => run_dir(&t.name)?,
+    };
     let st = Stage::start("initramfs", "static guest binaries + newc cpio");
-    let suites: Vec<String> = if o.suites.is_empty() { t.suite_order() } else { o.suites.clone() };
+    let suites: Vec<String> = if o.suites.is_empty() {
+        t.suite_order()
+    } else {
+        o.suites.clone()
+    };
     for s in &suites {
         if !t.suites.contains_key(s) {
-            return Err(crate::util::setup_error(format!("--suites: {s:?} is not a suite of target {}", t.name)));
+            return Err(crate::util::setup_error(format!(
+                "--suites: {s:?} is not a suite of target {}",
+                t.name
+            )));
         }
     }
     let bins = initramfs::build_guest()?;
@@ -206,14 +270,23 @@ pub fn run_target(t: &Target, o: &Options) -> Result<Exit> {
     std::fs::write(&initrd, &cpio)?;
     st.done(&mut timings);
 
-    let st = Stage::start("boot+test", format!("{} suite(s): {}", suites.len(), suites.join(", ")));
+    let st = Stage::start(
+        "boot+test",
+        format!("{} suite(s): {}", suites.len(), suites.join(", ")),
+    );
     let q = &t.qemu;
     let vm = qemu::Vm {
         kernel,
         initrd,
         memory_mib: q.memory_mib,
         cpus: q.cpus,
-        append: qemu::kernel_cmdline(&suites, o.suite_timeout.unwrap_or(q.suite_timeout_s), &q.thp, q.hugepages, &q.append),
+        append: qemu::kernel_cmdline(
+            &suites,
+            o.suite_timeout.unwrap_or(q.suite_timeout_s),
+            &q.thp,
+            q.hugepages,
+            &format!("{} {}", q.append, o.append.as_deref().unwrap_or("")),
+        ),
         console_log: run.join("console.log"),
         results_raw: run.join("results.ktap"),
         timeout: Duration::from_secs(q.timeout_s),
@@ -222,20 +295,34 @@ pub fn run_target(t: &Target, o: &Options) -> Result<Exit> {
     let mut live = |line: &str| {
         eprintln!("    [{:>6.1}s] {line}", started.elapsed().as_secs_f64());
     };
-    let outcome = qemu::run(&vm, o.accel, Duration::from_secs(o.kvm_deadline), &target_dir().join("test-kernel"), &mut live)?;
+    let outcome = qemu::run(
+        &vm,
+        o.accel,
+        Duration::from_secs(o.kvm_deadline),
+        &target_dir().join("test-kernel"),
+        &mut live,
+    )?;
     st.done(&mut timings);
     if o.require_kvm && !outcome.kvm {
-        return Err(crate::util::setup_error("--require-kvm: the guest did not run under KVM"));
+        return Err(crate::util::setup_error(
+            "--require-kvm: the guest did not run under KVM",
+        ));
     }
 
     let text = std::fs::read_to_string(&vm.results_raw).unwrap_or_default();
-    let console = String::from_utf8_lossy(&std::fs::read(&vm.console_log).unwrap_or_default()).to_string();
+    let console =
+        String::from_utf8_lossy(&std::fs::read(&vm.console_log).unwrap_or_default()).to_string();
     let root = ktap::parse(&text);
     let a = results::analyse(&root, t, &console);
     let exit = a.exit(outcome.timed_out);
     timings.push(("total", total.elapsed()));
     write_reports(&run, t, &a, &timings, &outcome, exit, &version)?;
-    println!("\n{} ({version}, {}): results in {}", t.name, if outcome.kvm { "KVM" } else { "TCG" }, run.display());
+    println!(
+        "\n{} ({version}, {}): results in {}",
+        t.name,
+        if outcome.kvm { "KVM" } else { "TCG" },
+        run.display()
+    );
     if outcome.timed_out {
         println!("watchdog: QEMU killed after {} s", q.timeout_s);
     }
@@ -257,17 +344,24 @@ fn write_reports(
     version: &str,
 ) -> Result<()> {
     std::fs::write(run.join("junit.xml"), results::junit(&t.name, a))?;
-    let phases: serde_json::Map<String, serde_json::Value> =
-        timings.iter().map(|(n, d)| (n.to_string(), serde_json::json!(d.as_secs_f64()))).collect();
+    let phases: serde_json::Map<String, serde_json::Value> = timings
+        .iter()
+        .map(|(n, d)| (n.to_string(), serde_json::json!(d.as_secs_f64())))
+        .collect();
     let summary = serde_json::json!({
         "target": t.name,
         "kernel": version,
         "accel": if outcome.kvm { "kvm" } else { "tcg" },
         "exit": exit as u8,
         "watchdog_fired": outcome.timed_out,
+        "qemu_exit": outcome.status.and_then(|s| s.code()),
+        "boot_and_test_s": outcome.elapsed.as_secs_f64(),
         "phases_s": phases,
         "analysis": a,
     });
-    std::fs::write(run.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    std::fs::write(
+        run.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
     Ok(())
 }

@@ -38,7 +38,11 @@ impl std::error::Error for Failure {}
 
 /// A set-up error (exit 2) with a message.
 pub fn setup_error(message: impl Into<String>) -> anyhow::Error {
-    Failure { exit: Exit::Setup, message: message.into() }.into()
+    Failure {
+        exit: Exit::Setup,
+        message: message.into(),
+    }
+    .into()
 }
 
 /// Maps an error chain to its exit code.
@@ -86,8 +90,8 @@ pub fn hex(bytes: &[u8]) -> String {
 /// SHA-256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| anyhow::anyhow!("open {}: {e}", path.display()))?;
+    let mut f =
+        std::fs::File::open(path).map_err(|e| anyhow::anyhow!("open {}: {e}", path.display()))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -109,7 +113,11 @@ pub fn publish_dir(
 ) -> anyhow::Result<()> {
     let parent = dest.parent().expect("cache entries live in a directory");
     std::fs::create_dir_all(parent)?;
-    let name = dest.file_name().expect("named").to_string_lossy().to_string();
+    let name = dest
+        .file_name()
+        .expect("named")
+        .to_string_lossy()
+        .to_string();
     let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
     // Leftovers of earlier interrupted runs of this entry.
     if let Ok(rd) = std::fs::read_dir(parent) {
@@ -123,8 +131,9 @@ pub fn publish_dir(
     std::fs::create_dir_all(&tmp)?;
     match fill(&tmp) {
         Ok(()) => {
-            std::fs::rename(&tmp, dest)
-                .map_err(|e| anyhow::anyhow!("rename {} -> {}: {e}", tmp.display(), dest.display()))?;
+            std::fs::rename(&tmp, dest).map_err(|e| {
+                anyhow::anyhow!("rename {} -> {}: {e}", tmp.display(), dest.display())
+            })?;
             Ok(())
         }
         Err(e) => {
@@ -151,7 +160,10 @@ pub fn target_dir() -> PathBuf {
 
 /// Number of parallel make jobs: cores + 1.
 pub fn jobs() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        + 1
 }
 
 /// One timed stage of the pipeline, printed as it starts and ends.
@@ -163,7 +175,10 @@ pub struct Stage {
 impl Stage {
     pub fn start(name: &'static str, what: impl fmt::Display) -> Stage {
         eprintln!("==> {name}: {what}");
-        Stage { name, start: Instant::now() }
+        Stage {
+            name,
+            start: Instant::now(),
+        }
     }
     pub fn done(self, timings: &mut Vec<(&'static str, Duration)>) {
         let d = self.start.elapsed();
@@ -203,14 +218,22 @@ mod tests {
         });
         assert!(err.is_err());
         assert!(!dest.exists());
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "no partial left");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "no partial left"
+        );
         publish_dir(&dest, |d| Ok(std::fs::write(d.join("whole"), "x")?)).unwrap();
         assert!(dest.join("whole").exists());
     }
 
     #[test]
     fn exit_codes_follow_failures() {
-        let e: anyhow::Error = Failure { exit: Exit::Crash, message: "panic".into() }.into();
+        let e: anyhow::Error = Failure {
+            exit: Exit::Crash,
+            message: "panic".into(),
+        }
+        .into();
         assert_eq!(exit_code_of(&e.context("qemu")), Exit::Crash);
         assert_eq!(exit_code_of(&anyhow::anyhow!("plain")), Exit::Setup);
     }
