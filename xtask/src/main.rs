@@ -5,6 +5,7 @@
 //! driven by [`test_kernel`].
 
 mod build;
+mod check_series;
 mod hosttools;
 mod initramfs;
 mod kconfig;
@@ -45,6 +46,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Build the kernel after each patch of a series (bisectability) and run
+    /// checkpatch.pl on every patch.
+    CheckSeries(check_series::Options),
     /// Judge a saved results.ktap (and console.log) against a target, offline.
     Parse {
         /// The results file (results.ktap of an earlier run).
@@ -60,6 +64,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::TestKernel(o) => test_kernel::main(o),
+        Cmd::CheckSeries(o) => test_kernel::matrix().and_then(|m| {
+            let name = o.target.clone().unwrap_or_else(|| m.default.clone());
+            check_series::main(o, m.get(&name)?)
+        }),
         Cmd::ListTargets { json } => test_kernel::list_targets(json),
         Cmd::Parse {
             results,

@@ -373,6 +373,105 @@ pub fn table(a: &Analysis, timings: &[(&'static str, Duration)]) -> String {
     o
 }
 
+/// One test whose verdict differs between two runs (base -> with the series).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub suite: String,
+    pub name: String,
+    pub before: String,
+    pub after: String,
+}
+
+impl Change {
+    /// Ran and passed before, does not pass now.
+    pub fn is_regression(&self) -> bool {
+        matches!(self.before.as_str(), "PASS" | "XFAIL")
+            && !matches!(self.after.as_str(), "PASS" | "XFAIL")
+    }
+}
+
+/// Per-test statuses of a run; a suite skipped as a whole counts its tests from the
+/// other run as SKIP, a suite that never reported as CRASHED.
+fn statuses(a: &Analysis) -> BTreeMap<(String, String), String> {
+    a.tests
+        .iter()
+        .map(|t| ((t.suite.clone(), t.name.clone()), t.status.clone()))
+        .collect()
+}
+
+pub fn compare(base: &Analysis, with: &Analysis) -> Vec<Change> {
+    let (b, w) = (statuses(base), statuses(with));
+    let suite_status = |a: &Analysis, suite: &str| -> String {
+        match a.suites.iter().find(|s| s.name == suite) {
+            Some(s) if s.skipped_suite.is_some() => "SKIP".into(),
+            Some(s) if s.status == "CRASHED" => "CRASHED".into(),
+            Some(_) | None => "MISSING".into(),
+        }
+    };
+    let mut keys: Vec<&(String, String)> = b.keys().chain(w.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| {
+            let before = b
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| suite_status(base, &k.0));
+            let after = w
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| suite_status(with, &k.0));
+            (before != after).then(|| Change {
+                suite: k.0.clone(),
+                name: k.1.clone(),
+                before,
+                after,
+            })
+        })
+        .collect()
+}
+
+/// "these 150 went from skip to pass, nothing went from pass to fail".
+pub fn comparison_table(changes: &[Change]) -> String {
+    let mut o = String::from("verdicts changed by the series (base -> with series):\n");
+    if changes.is_empty() {
+        o.push_str("  none\n");
+        return o;
+    }
+    let mut groups: BTreeMap<(String, &str, &str), Vec<&Change>> = BTreeMap::new();
+    for c in changes {
+        groups
+            .entry((c.suite.clone(), c.before.as_str(), c.after.as_str()))
+            .or_default()
+            .push(c);
+    }
+    for ((suite, before, after), list) in &groups {
+        let flag = if list[0].is_regression() {
+            "  REGRESSION"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "  {suite}: {} test(s) {before} -> {after}{flag}",
+            list.len()
+        );
+        for c in list.iter().take(if list[0].is_regression() {
+            usize::MAX
+        } else {
+            5
+        }) {
+            let _ = writeln!(o, "      {}", c.name);
+        }
+        if list.len() > 5 && !list[0].is_regression() {
+            let _ = writeln!(o, "      ... and {} more", list.len() - 5);
+        }
+    }
+    let regressions = changes.iter().filter(|c| c.is_regression()).count();
+    let _ = writeln!(o, "  regressions (pass -> not pass): {regressions}");
+    o
+}
+
 fn xml(s: &str) -> String {
     s.chars()
         .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
@@ -537,6 +636,42 @@ ok 2 pagemap_ioctl # SKIP
         assert_eq!(a.exit(false), Exit::Crash);
         assert!(a.console_problems[0].contains("Attempted to kill init"));
         assert_eq!(a.suites[1].status, "CRASHED");
+    }
+
+    #[test]
+    fn compare_counts_suite_skips_and_flags_regressions() {
+        let t = target("      soft-dirty: {}\n      pagemap_ioctl: {}\n");
+        let base = analyse(&ktap::parse(RUN), &t, "");
+        let with_text = RUN
+            .replace(
+                "  1..0 # SKIP PAGEMAP_SCAN not supported\n",
+                "  1..1\n  ok 1 sanity\n",
+            )
+            .replace("ok 2 pagemap_ioctl # SKIP", "ok 2 pagemap_ioctl")
+            .replace("  ok 1 Test test_simple", "  not ok 1 Test test_simple");
+        let with = analyse(&ktap::parse(&with_text), &t, "");
+        let ch = compare(&base, &with);
+        assert!(
+            ch.contains(&Change {
+                suite: "pagemap_ioctl".into(),
+                name: "sanity".into(),
+                before: "SKIP".into(),
+                after: "PASS".into()
+            }),
+            "{ch:?}"
+        );
+        let reg: Vec<_> = ch.iter().filter(|c| c.is_regression()).collect();
+        assert_eq!(reg.len(), 1);
+        assert_eq!(reg[0].name, "Test test_simple");
+        let table = comparison_table(&ch);
+        assert!(
+            table.contains("pagemap_ioctl: 1 test(s) SKIP -> PASS"),
+            "{table}"
+        );
+        assert!(
+            table.contains("regressions (pass -> not pass): 1"),
+            "{table}"
+        );
     }
 
     #[test]

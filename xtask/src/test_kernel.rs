@@ -63,6 +63,11 @@ pub struct Options {
     /// Read the matrix from this file instead of configs/targets.yaml.
     #[arg(long)]
     pub targets: Option<PathBuf>,
+    /// Also run the target without its series and print the tests whose verdict
+    /// changed (the review view). A test that passed on the base and fails with the
+    /// series is a regression (exit 1).
+    #[arg(long, conflicts_with_all = ["no_series", "all"])]
+    pub compare_base: bool,
 }
 
 pub fn matrix() -> Result<Matrix> {
@@ -134,7 +139,12 @@ pub fn main(o: Options) -> Result<Exit> {
     let mut worst = Exit::Ok;
     for name in names {
         let t = m.get(&name)?.clone();
-        let code = match run_target(&t, &o) {
+        let r = if o.compare_base {
+            compare_base(&t, &o)
+        } else {
+            run_target(&t, &o).map(|(c, _)| c)
+        };
+        let code = match r {
             Ok(c) => c,
             Err(e) if o.all => {
                 eprintln!("error: {name}: {e:#}");
@@ -169,8 +179,39 @@ fn run_dir(target: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Runs the target with and without its series and prints what changed.
+fn compare_base(t: &Target, o: &Options) -> Result<Exit> {
+    if t.series.is_none() && o.series.is_none() {
+        return Err(crate::util::setup_error(format!(
+            "--compare-base: target {} has no series",
+            t.name
+        )));
+    }
+    let (code, with) = run_target(t, o)?;
+    let base_opts = Options {
+        no_series: true,
+        series: None,
+        out: o.out.as_ref().map(|d| d.join("base")),
+        ..o.clone()
+    };
+    eprintln!("==> --compare-base: the same target without its series");
+    let (_, base) = run_target(t, &base_opts)?;
+    let changes = results::compare(&base, &with);
+    println!(
+        "
+{}",
+        results::comparison_table(&changes)
+    );
+    let regressions = changes.iter().filter(|c| c.is_regression()).count();
+    if regressions > 0 {
+        println!("{regressions} regression(s): passed without the series, not with it");
+        return Ok(std::cmp::max_by_key(code, Exit::Mismatch, |e| *e as u8));
+    }
+    Ok(code)
+}
+
 /// The whole pipeline for one target.
-pub fn run_target(t: &Target, o: &Options) -> Result<Exit> {
+pub fn run_target(t: &Target, o: &Options) -> Result<(Exit, Analysis)> {
     let mut timings: Vec<(&'static str, Duration)> = Vec::new();
     let total = Instant::now();
     eprintln!("==> target {}: {}", t.name, t.description);
@@ -331,7 +372,7 @@ pub fn run_target(t: &Target, o: &Options) -> Result<Exit> {
     }
     print!("{}", results::table(&a, &timings));
     println!("exit {}", exit as u8);
-    Ok(exit)
+    Ok((exit, a))
 }
 
 fn write_reports(
