@@ -560,3 +560,90 @@ fn duplicate_plan_and_unsupported_version() {
     assert_eq!(root.plan.as_ref().map(|p| p.count), Some(1));
     assert_eq!(root.status, Status::Pass);
 }
+
+#[test]
+fn crlf_line_endings() {
+    let root = parse("KTAP version 1\r\n1..2\r\n  TAP version 13\r\n  1..1\r\n  ok 1 a\r\nok 1 s\r\nnot ok 2 t # SKIP r\r\n");
+    assert!(root.all_errors().is_empty(), "{:?}", error_messages(&root));
+    assert_eq!(statuses(&root), [Status::Pass, Status::Skip]);
+    assert_eq!(root.subtests[1].reason.as_deref(), Some("r"));
+    assert_eq!(root.subtests[0].subtests[0].name, "a");
+}
+
+/// Arbitrary mixes of TAP fragments, nesting prefixes and garbage never panic, and
+/// every result promised by a plan shows up in the tree (as itself or as Crashed).
+#[test]
+fn random_input_never_panics() {
+    const PIECES: &[&str] = &[
+        "KTAP version 1",
+        "TAP version 13",
+        "TAP version 14",
+        "1..3",
+        "1..0 # SKIP x",
+        "1..",
+        "ok 1 a",
+        "ok 2 # SKIP b",
+        "not ok 3 c # TIMEOUT 9",
+        "ok 0",
+        "ok 4294967295 big",
+        "ok 99999999999999 overflow",
+        "not ok 2",
+        "Bail out! stop",
+        "# diag",
+        "# Subtest: s",
+        "#",
+        "",
+        "garbage ### ok",
+        "[    1.000000] ",
+        "\u{fffd}\u{0}",
+    ];
+    const PREFIXES: &[&str] = &["", "  ", "    ", "# ", "  # ", "# # ", " ", "[    2.5] "];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: usize| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((seed >> 33) as usize) % n
+    };
+    for _ in 0..300 {
+        let mut doc = String::new();
+        for _ in 0..(1 + next(40)) {
+            doc.push_str(PREFIXES[next(PREFIXES.len())]);
+            doc.push_str(PIECES[next(PIECES.len())]);
+            doc.push('\n');
+        }
+        let root = parse(&doc);
+        fn check(t: &Test) {
+            if let Some(p) = t.plan.as_ref().filter(|p| p.skip.is_none()) {
+                for n in 1..=p.count {
+                    assert!(t.subtest_by_number(n).is_some(), "missing {n} in {t:#?}");
+                }
+            }
+            t.subtests.iter().for_each(check);
+        }
+        check(&root);
+        // Streaming byte-wise gives the same tree.
+        let mut p = Parser::new();
+        for b in doc.as_bytes().chunks(5) {
+            p.feed_bytes(b);
+        }
+        assert_eq!(p.finish(), root, "{doc}");
+    }
+}
+
+#[test]
+fn absurd_plan_is_an_error_not_billions_of_crashes() {
+    let root = parse("KTAP version 1\n1..4000000000\nok 1 a\nok 4294967295 last\n");
+    assert_eq!(root.subtests.len(), 2);
+    let errs = error_messages(&root);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("3999999999 results missing: too many")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("planned 4000000000 tests, got 2 results")),
+        "{errs:?}"
+    );
+}
