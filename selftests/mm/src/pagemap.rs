@@ -470,6 +470,22 @@ mod tests {
         assert!(!pm.is_swapped(m.addr()).unwrap());
     }
 
+    /// A file without PAGEMAP_SCAN answers ENOTTY, as /proc/PID/pagemap does before
+    /// 6.7: the probe says "unsupported", the safe scan says Unsupported, and the
+    /// soft-dirty helpers fall back to the pagemap bits alone.
+    #[test]
+    fn enotty_means_no_pagemap_scan() {
+        let pm = Pagemap::open_path("/proc/self/status").unwrap();
+        let m = Mapping::anon(page_size()).unwrap();
+        assert!(!pm.scan_supported(m.addr()).unwrap());
+        let e = pm.scan(&ScanArgs::new(m.addr(), m.len())).unwrap_err();
+        assert!(e.is_unsupported(), "{e}");
+        assert!(e.to_string().contains("PAGEMAP_SCAN"), "{e}");
+        // Raw calls keep the errno.
+        let r = pm.scan_into(&ScanArgs::new(m.addr(), m.len()), &mut []);
+        assert_eq!(r.unwrap_err().errno(), Some(libc::ENOTTY));
+    }
+
     #[test]
     fn clear_refs_rejects_garbage() {
         let e = write_clear_refs("9").unwrap_err();

@@ -8,6 +8,11 @@
 //! it does not), `test_hugepage` prints "Transparent Hugepages not available" and
 //! skips both of its results, and failed ftruncate/mmap calls bail out.
 //!
+//! `test_merge` checks the fix "mm: propagate VM_SOFTDIRTY on merge" (Lorenzo
+//! Stoakes, merged with the test for 6.19; proposed for 6.18.y stable). Kernels
+//! without it (6.1, 6.12, 6.18) fail results 16-19: checked under QEMU with a 6.1
+//! kernel, where results 1-15 pass and 16-19 fail, as expected.
+//!
 //! Test names and order are upstream's, so the TAP output can be diffed line by line
 //! with the C program's. Deliberate differences from the C program:
 //! - The suite-level skip names the reason after upstream's text.
