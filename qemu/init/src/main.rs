@@ -203,7 +203,6 @@ fn child_options(settings: &Settings) -> Options {
             .map(|(k, v)| (OsString::from(k), OsString::from(v)))
             .collect(),
     );
-    opts.cwd = Some("/tmp".into());
     opts.console_progress = true;
     opts.reap_orphans = true;
     opts
@@ -226,15 +225,20 @@ fn boot() {
     b.step("set_thp", set_thp);
     b.step("set_hugepages", set_hugepages);
     b.step("kernel_info", kernel_info);
+    b.step("chdir_tmp", |_| {
+        // The children inherit it (Command::current_dir fails with ENOSYS in the guest).
+        std::env::set_current_dir("/tmp").map_err(|e| format!("chdir(\"/tmp\"): {e}"))
+    });
     let mut results = open_results(&mut b);
     let names = suite_list(&mut b);
 
-    let mut preamble = vec![format!(
-        "init: kernel {} clocksource={} thp={} nr_hugepages={}/{} (requested/got)",
+    let header = format!(
+        "kernel {} clocksource={} thp={} nr_hugepages={}/{} (requested/got)",
         b.kernel, b.clocksource, b.thp, b.settings.hugepages, b.hugepages_got
-    )];
+    );
+    log!("{header}");
+    let mut preamble = vec![format!("init: {header}")];
     preamble.append(&mut b.notes);
-    log!("{}", preamble.first().map(String::as_str).unwrap_or(""));
 
     let opts = child_options(&b.settings);
     let dir = Path::new(SUITES_DIR);

@@ -26,7 +26,7 @@ use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,8 +46,6 @@ pub struct Options {
     pub timeout: Duration,
     /// `Some`: the children get exactly this environment; `None`: they inherit ours.
     pub env: Option<Vec<(OsString, OsString)>>,
-    /// Working directory of the children; `None`: ours.
-    pub cwd: Option<PathBuf>,
     /// After a suite is killed (or exits leaving its pipe open), how long to wait for
     /// it to die and for its last output.
     pub kill_grace: Duration,
@@ -60,12 +58,11 @@ pub struct Options {
 }
 
 impl Options {
-    /// Options for a host run: inherit environment and directory, no reaping.
+    /// Options for a host run: inherit the environment, no reaping.
     pub fn new(timeout: Duration) -> Options {
         Options {
             timeout,
             env: None,
-            cwd: None,
             kill_grace: Duration::from_secs(5),
             console_progress: false,
             reap_orphans: false,
@@ -205,6 +202,15 @@ impl Forwarder {
     }
 }
 
+/// `now + d` without the overflow panic of `Instant + Duration` (a huge
+/// `harness.timeout` must not panic PID 1): saturates at about a century.
+fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86400)))
+        .unwrap_or(now)
+}
+
 /// Has `pid` (our child) exited? Does not reap it (WNOWAIT), so its process group id
 /// stays pinned and the group can still be killed safely. An error (ECHILD: someone
 /// else reaped it) counts as exited.
@@ -293,7 +299,7 @@ fn drain<W: Write>(
     fwd: &mut Forwarder,
     out: &mut Out<'_, W>,
 ) {
-    let deadline = Instant::now() + grace;
+    let deadline = deadline_after(grace);
     while let Some(p) = pipe.as_mut() {
         let now = Instant::now();
         if now >= deadline {
@@ -337,9 +343,8 @@ fn run_one<W: Write>(dir: &Path, name: &str, opts: &Options, out: &mut Out<'_, W
         cmd.env_clear();
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
     }
-    if let Some(cwd) = &opts.cwd {
-        cmd.current_dir(cwd);
-    }
+    // No `current_dir` here: with a static glibc, spawning with a working directory
+    // failed with ENOSYS on a tinyconfig 6.1 guest. PID 1 changes its own directory.
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -351,7 +356,7 @@ fn run_one<W: Write>(dir: &Path, name: &str, opts: &Options, out: &mut Out<'_, W
     let pid = child.id() as libc::pid_t;
     let mut pipe = child.stdout.take();
     let mut fwd = Forwarder::new();
-    let deadline = Instant::now() + opts.timeout;
+    let deadline = deadline_after(opts.timeout);
 
     let timed_out = loop {
         if has_exited(pid) {
@@ -377,7 +382,7 @@ fn run_one<W: Write>(dir: &Path, name: &str, opts: &Options, out: &mut Out<'_, W
     kill_group(pid);
     let mut stuck = false;
     if timed_out {
-        let grace_end = Instant::now() + opts.kill_grace;
+        let grace_end = deadline_after(opts.kill_grace);
         while !has_exited(pid) {
             if Instant::now() >= grace_end {
                 stuck = true;
@@ -563,6 +568,7 @@ pub fn run_suites<W: Write>(
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
@@ -941,6 +947,17 @@ ok 6 odd
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].len(), MAX_LINE + 2);
         assert_eq!(lines[1], format!("  {}", "x".repeat(10)));
+    }
+
+    #[test]
+    fn huge_timeout_does_not_overflow() {
+        let far = deadline_after(Duration::from_secs(u64::MAX));
+        assert!(far > Instant::now() + Duration::from_secs(365 * 86400));
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let d = TempDir::new();
+        d.script("a", PASS);
+        let (s, _) = run(&d, &["a"], Duration::from_secs(u64::MAX));
+        assert_eq!(s.exit_code, 0);
     }
 
     #[test]
