@@ -200,6 +200,15 @@ pub fn thp_mode() -> Option<ThpMode> {
     parse_thp_mode(&std::fs::read_to_string(format!("{THP_SYSFS}enabled")).ok()?)
 }
 
+/// A THP sysfs setting, trimmed: `thp_setting("use_zero_page")`,
+/// `thp_setting("defrag")`, `thp_setting("khugepaged/pages_to_scan")`. `None` when
+/// the file is missing or unreadable.
+pub fn thp_setting(name: &str) -> Option<String> {
+    std::fs::read_to_string(format!("{THP_SYSFS}{name}"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
 /// hugepage_settings.c's `thp_is_enabled()`: THP exists and is `always` or `madvise`.
 pub fn thp_is_enabled() -> bool {
     matches!(thp_mode(), Some(ThpMode::Always | ThpMode::Madvise))
@@ -401,6 +410,16 @@ VmFlags: rd wr mr mw me ac
             Some(ThpMode::Never)
         );
         assert_eq!(parse_thp_mode("always madvise never"), None);
+    }
+
+    #[test]
+    fn thp_setting_matches_mode() {
+        match (thp_setting("enabled"), thp_mode()) {
+            (Some(s), Some(m)) => assert_eq!(parse_thp_mode(&s), Some(m)),
+            (None, None) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(thp_setting("no-such-setting"), None);
     }
 
     #[test]
