@@ -535,6 +535,9 @@ pub fn run_suites<W: Write>(
         if opts.console_progress {
             crate::log!("[{number}/{}] running {name}", names.len());
         }
+        // Names the nested block before it starts, so that a suite cut short by a
+        // kernel panic (no result line) is still reported under its name.
+        out.line(&format!("# Subtest: {name}"));
         let start = Instant::now();
         let outcome = run_one(dir, name, opts, &mut out);
         let r = SuiteResult {
@@ -672,6 +675,7 @@ mod tests {
 KTAP version 1
 # preamble
 1..6
+# Subtest: pass
   TAP version 13
   1..2
   ok 1 first
@@ -679,20 +683,25 @@ KTAP version 1
   ok 2 second
 # pass: T ms exit=0
 ok 1 pass
+# Subtest: skip
   TAP version 13
   1..0 # SKIP feature missing
 # skip: T ms exit=4
 ok 2 skip # SKIP
+# Subtest: fail
   TAP version 13
   1..1
   not ok 1 broken
 # fail: T ms exit=1
 not ok 3 fail
+# Subtest: crash
   TAP version 13
 # crash: T ms signal=11 (SIGSEGV)
 not ok 4 crash
+# Subtest: missing
 # missing: T ms error: not found
 not ok 5 missing # ERROR not found
+# Subtest: odd
   a
 
   b
