@@ -29,6 +29,9 @@
 //!   `/proc/self/exe` rather than `argv[0]`.
 //! - `Bail out!` messages name the failing call, its arguments and errno; the
 //!   suite-level skip names the reason after upstream's text.
+//! - `memfd_create(.., MFD_NOEXEC_SEAL)` falls back to no seal on EINVAL (kernels
+//!   before 6.3, e.g. 6.1 with the PAGEMAP_SCAN backport), with a diagnostic: the
+//!   seal is unrelated to what is tested, and upstream would bail out there.
 //! - Result buffers are allocated as large as the `vec_len` passed to the kernel
 //!   (upstream's `sanity_tests_sd` passes 1000 for a 500-entry buffer).
 //! - Mappings upstream leaks (the hugetlb kinds, `gethugepage()` buffers whose
@@ -2198,7 +2201,7 @@ fn main() {
 
     // 7. File Hugetlb testing
     let mem_size = probe::default_huge_page_size().unwrap_or(0) as usize;
-    let fd = mem::memfd_create("uffd-test", libc::MFD_HUGETLB | libc::MFD_NOEXEC_SEAL)
+    let fd = memfd_noexec("uffd-test", libc::MFD_HUGETLB)
         .unwrap_or_else(|e| bail(format!("uffd-test creation failed: {e}")));
     match MapOptions::new(mem_size).shared().file(fd.as_fd(), 0).map() {
         Ok(m) => {
@@ -2234,12 +2237,11 @@ fn main() {
 
     // 9. File memory testing
     let buf_size = ps * 10;
-    let fd =
-        mem::memfd_create("pagemap_ioctl.c.tmp00", libc::MFD_NOEXEC_SEAL).unwrap_or_else(|e| {
-            bail(format!(
-                "Create and read/write to a memory mapped file: {e}"
-            ))
-        });
+    let fd = memfd_noexec("pagemap_ioctl.c.tmp00", 0).unwrap_or_else(|e| {
+        bail(format!(
+            "Create and read/write to a memory mapped file: {e}"
+        ))
+    });
     if let Err(e) = mem::ftruncate(fd.as_fd(), buf_size as u64) {
         bail(format!("Error ftruncate: {e}"));
     }
@@ -2286,4 +2288,20 @@ fn main() {
     drop(c);
     cleanup();
     ksft_finished();
+}
+
+/// `memfd_create(name, flags | MFD_NOEXEC_SEAL)` as upstream calls it, falling back
+/// to `flags` alone on a kernel older than 6.3 (EINVAL: no MFD_NOEXEC_SEAL), such as
+/// a 6.1 kernel with the PAGEMAP_SCAN backport. The seal only keeps 6.3+ kernels
+/// from warning about executable memfds; it has no part in what is tested.
+fn memfd_noexec(name: &str, flags: u32) -> mm::Result<std::os::fd::OwnedFd> {
+    match mem::memfd_create(name, flags | libc::MFD_NOEXEC_SEAL) {
+        Err(e) if e.errno() == Some(libc::EINVAL) => {
+            ksft_print_msg(format_args!(
+                "memfd_create({name}): MFD_NOEXEC_SEAL not supported (added in 6.3), retrying without it"
+            ));
+            mem::memfd_create(name, flags)
+        }
+        r => r,
+    }
 }
