@@ -189,7 +189,7 @@ pub fn build(tree: &Tree, bd: &BuildDir) -> Result<PathBuf> {
                     compiled += 1;
                     last = line.trim().to_string();
                 }
-                if last_report.elapsed() > Duration::from_secs(15) {
+                if last_report.elapsed() > Duration::from_secs(30) {
                     eprintln!(
                         "    building: {} elapsed, {compiled} files compiled, last {last}",
                         crate::util::fmt_duration(start.elapsed())
