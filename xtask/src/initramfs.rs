@@ -175,6 +175,80 @@ pub fn build_guest() -> Result<PathBuf> {
     Ok(tdir.join(GUEST_TARGET).join("release"))
 }
 
+/// Builds an upstream C selftest (`<name>` = `pagemap_ioctl.c`, `soft-dirty.c`) from
+/// the kernel tree under test, statically, against that tree's own uapi headers: the
+/// program the Rust ports are compared with, in the same boot.
+pub fn build_upstream_c(tree: &Path, build_dir: &Path, name: &str) -> Result<PathBuf> {
+    // mm/ since 6.3; vm/ before (a 6.1 tree with the backport series has it there).
+    let dir = ["tools/testing/selftests/mm", "tools/testing/selftests/vm"]
+        .iter()
+        .map(|d| tree.join(d))
+        .find(|d| d.join(name).exists())
+        .ok_or_else(|| {
+            setup_error(format!(
+                "initramfs: suite {name}: no tools/testing/selftests/{{mm,vm}}/{name} in this tree"
+            ))
+        })?;
+    let hdr = build_dir.join("usr");
+    if !hdr.join("include/linux/fs.h").exists() {
+        let out = duct::cmd!(
+            "make",
+            "-C",
+            tree,
+            format!("O={}", build_dir.display()),
+            "ARCH=x86_64",
+            "headers_install"
+        )
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()?;
+        if !out.status.success() {
+            return Err(setup_error(format!(
+                "initramfs: make headers_install failed:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            )));
+        }
+    }
+    let out_dir = build_dir.join("selftests");
+    std::fs::create_dir_all(&out_dir)?;
+    let bin = out_dir.join(name);
+    let mut args: Vec<String> = ["-static", "-O2", "-Wall", "-U_FORTIFY_SOURCE"]
+        .map(String::from)
+        .to_vec();
+    args.push(format!(
+        "-I{}",
+        tree.join("tools/testing/selftests").display()
+    ));
+    args.push(format!("-I{}", tree.display()));
+    args.extend(["-isystem".into(), hdr.join("include").display().to_string()]);
+    args.extend([
+        "-isystem".into(),
+        tree.join("tools/include/uapi").display().to_string(),
+    ]);
+    args.push(dir.join(name).display().to_string());
+    for helper in ["vm_util.c", "thp_settings.c"] {
+        if dir.join(helper).exists() {
+            args.push(dir.join(helper).display().to_string());
+        }
+    }
+    args.extend(["-lrt", "-lpthread", "-lm", "-o"].map(String::from));
+    args.push(bin.display().to_string());
+    let out = duct::cmd("gcc", &args)
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()?;
+    if !out.status.success() {
+        return Err(setup_error(format!(
+            "initramfs: building upstream {name} failed (gcc {}):\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        )));
+    }
+    Ok(bin)
+}
+
 /// Reads a guest binary and checks it is static (no PT_INTERP), so it runs with no
 /// libc in the initramfs.
 pub fn read_static(path: &Path) -> Result<Vec<u8>> {

@@ -105,6 +105,14 @@ impl Series {
         })
     }
 
+    /// No patch: the pristine source in the per-version working copy.
+    pub fn empty() -> Series {
+        Series {
+            origin: PathBuf::from("(no series)"),
+            patches: Vec::new(),
+        }
+    }
+
     /// Identity of the series content, in order.
     pub fn key(&self, k: &mut Key) {
         for p in &self.patches {

@@ -240,7 +240,11 @@ pub fn run_target(t: &Target, o: &Options) -> Result<(Exit, Analysis)> {
             st.done(&mut timings);
             tree
         }
-        None => pristine,
+        // A local tree is built in place. A cached source is built from its
+        // per-version working copy too, so that with and without a series the
+        // compiler sees the same paths and ccache serves what the series left alone.
+        None if pristine.local => pristine,
+        None => series::patched_tree(&pristine, &Series::empty())?,
     };
     let version = source::kernel_version(&tree.path);
 
@@ -304,7 +308,12 @@ pub fn run_target(t: &Target, o: &Options) -> Result<(Exit, Analysis)> {
     let init = initramfs::read_static(&bins.join("init"))?;
     let mut members = Vec::new();
     for s in &suites {
-        members.push((s.clone(), initramfs::read_static(&bins.join(s))?));
+        let bin = if s.ends_with(".c") {
+            initramfs::build_upstream_c(&tree.path, &bd.dir, s)?
+        } else {
+            bins.join(s)
+        };
+        members.push((s.clone(), initramfs::read_static(&bin)?));
     }
     let cpio = initramfs::write_newc(&initramfs::layout(init, members));
     let initrd = run.join("initramfs.cpio");
