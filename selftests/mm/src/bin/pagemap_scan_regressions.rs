@@ -49,8 +49,9 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-/// How long one test may take before its child is killed.
-const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one test may take before its child is killed (each takes well under a
+/// second under TCG; init's per-suite timeout is 300 s by default).
+const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------
 // Test outcome plumbing
@@ -2152,7 +2153,8 @@ fn run_forked(f: TestFn) -> Outcome {
             if reaped {
                 ""
             } else {
-                "; the child did not die after SIGKILL (stuck in the kernel?)"
+                "; the child did not die after SIGKILL (stuck in the kernel: look for an Oops \
+                 on the console)"
             }
         ));
     }
