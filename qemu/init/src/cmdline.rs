@@ -12,6 +12,7 @@
 //! | `harness.timeout` | per-suite timeout in whole seconds, > 0 | 300 |
 //! | `harness.thp` | `always`, `madvise` or `never` | `always` |
 //! | `harness.hugepages` | `vm.nr_hugepages` to request | 64 |
+//! | `harness.swap` | MiB of swap on `/dev/ram0` (the kernel's `brd`), 0 = none | 0 |
 //!
 //! A key given twice takes the last value, as the kernel does for its own parameters.
 
@@ -21,6 +22,8 @@ use std::time::Duration;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
 /// Default number of persistent huge pages to request.
 pub const DEFAULT_HUGEPAGES: u64 = 64;
+/// Default swap size in MiB: no swap.
+pub const DEFAULT_SWAP_MIB: u64 = 0;
 
 /// Transparent huge page mode, as written to `/sys/kernel/mm/transparent_hugepage/enabled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +64,8 @@ pub struct Settings {
     pub thp: Thp,
     /// `vm.nr_hugepages` to request.
     pub hugepages: u64,
+    /// MiB of swap to set up on the RAM disk; 0 = no swap.
+    pub swap_mib: u64,
 }
 
 impl Default for Settings {
@@ -70,6 +75,7 @@ impl Default for Settings {
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             thp: Thp::Always,
             hugepages: DEFAULT_HUGEPAGES,
+            swap_mib: DEFAULT_SWAP_MIB,
         }
     }
 }
@@ -162,6 +168,13 @@ pub fn parse(cmdline: &str) -> Parsed {
                     settings.hugepages
                 )),
             },
+            "swap" => match value.parse::<u64>() {
+                Ok(n) => settings.swap_mib = n,
+                Err(_) => diagnostics.push(format!(
+                    "ignored kernel parameter {param}: expected a size in MiB, using {}",
+                    settings.swap_mib
+                )),
+            },
             _ => diagnostics.push(format!("ignored unknown kernel parameter {param}")),
         }
     }
@@ -183,6 +196,7 @@ mod tests {
         assert_eq!(p.settings.thp, Thp::Always);
         assert_eq!(p.settings.hugepages, 64);
         assert_eq!(p.settings.suites, None);
+        assert_eq!(p.settings.swap_mib, 0);
         assert!(p.diagnostics.is_empty());
     }
 
@@ -190,7 +204,8 @@ mod tests {
     fn all_keys() {
         let p = parse(
             "console=ttyS0 harness.suites=soft-dirty,pagemap_ioctl,pagemap_scan_regressions \
-             harness.timeout=42 harness.thp=madvise harness.hugepages=16 panic=-1",
+             harness.timeout=42 harness.thp=madvise harness.hugepages=16 panic=-1 \
+             harness.swap=256 brd.rd_size=262144",
         );
         assert_eq!(
             p.settings.suites,
@@ -203,6 +218,7 @@ mod tests {
         assert_eq!(p.settings.timeout, Duration::from_secs(42));
         assert_eq!(p.settings.thp, Thp::Madvise);
         assert_eq!(p.settings.hugepages, 16);
+        assert_eq!(p.settings.swap_mib, 256);
         assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
     }
 
@@ -235,15 +251,16 @@ mod tests {
     fn bad_values_keep_defaults_with_diagnostics() {
         let p = parse(
             "harness.timeout=0 harness.timeout=abc harness.thp=sometimes \
-             harness.hugepages=-1 harness.suites",
+             harness.hugepages=-1 harness.suites harness.swap=1G",
         );
         assert_eq!(p.settings, Settings::default());
-        assert_eq!(p.diagnostics.len(), 5, "{:?}", p.diagnostics);
+        assert_eq!(p.diagnostics.len(), 6, "{:?}", p.diagnostics);
         assert!(p.diagnostics[0].contains("harness.timeout=0"));
         assert!(p.diagnostics[1].contains("harness.timeout=abc"));
         assert!(p.diagnostics[2].contains("harness.thp=sometimes"));
         assert!(p.diagnostics[3].contains("harness.hugepages=-1"));
         assert!(p.diagnostics[4].contains("harness.suites"));
+        assert!(p.diagnostics[5].contains("harness.swap=1G"));
     }
 
     #[test]

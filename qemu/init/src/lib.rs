@@ -6,6 +6,7 @@
 //!   for any directory of executables, so the host tests drive it with shell scripts.
 //! - [`system`]: what only PID 1 does: mounts, THP and hugetlb set-up, the results
 //!   serial port, reaping, reboot.
+//! - [`swap`]: a swap area on the RAM disk `/dev/ram0` (header written here, no mkswap).
 //!
 //! Nothing here may panic when running as PID 1 (a panic there panics the kernel):
 //! every error is logged to the console and the boot goes on.
@@ -24,4 +25,5 @@ macro_rules! log {
 
 pub mod cmdline;
 pub mod runner;
+pub mod swap;
 pub mod system;

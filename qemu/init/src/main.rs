@@ -15,7 +15,7 @@ use std::path::Path;
 
 use guest_init::cmdline::{self, Settings, Thp};
 use guest_init::runner::{self, Options};
-use guest_init::{log, system};
+use guest_init::{log, swap, system};
 
 /// Where the suites are in the initramfs.
 const SUITES_DIR: &str = "/suites";
@@ -154,6 +154,21 @@ fn set_hugepages(b: &mut Boot) -> Result<(), String> {
     Ok(())
 }
 
+/// `harness.swap=<MiB>`: a swap area on the RAM disk, so that MADV_PAGEOUT swaps.
+fn set_swap(b: &mut Boot) -> Result<(), String> {
+    let mib = b.settings.swap_mib;
+    if mib == 0 {
+        return Ok(());
+    }
+    let kib = swap::setup(swap::DEVICE, mib)?;
+    b.notes.push(format!(
+        "init: swap={mib} MiB on {} ({} lists {kib} KiB)",
+        swap::DEVICE,
+        swap::PROC_SWAPS
+    ));
+    Ok(())
+}
+
 fn kernel_info(b: &mut Boot) -> Result<(), String> {
     let release = system::kernel_release();
     let clocksource = system::read_file(system::CLOCKSOURCE);
@@ -224,6 +239,7 @@ fn boot() {
     b.step("read_cmdline", read_cmdline);
     b.step("set_thp", set_thp);
     b.step("set_hugepages", set_hugepages);
+    b.step("swap", set_swap);
     b.step("kernel_info", kernel_info);
     b.step("chdir_tmp", |_| {
         // The children inherit it (Command::current_dir fails with ENOSYS in the guest).
