@@ -32,6 +32,9 @@
 //! - `memfd_create(.., MFD_NOEXEC_SEAL)` falls back to no seal on EINVAL (kernels
 //!   before 6.3, e.g. 6.1 with the PAGEMAP_SCAN backport), with a diagnostic: the
 //!   seal is unrelated to what is tested, and upstream would bail out there.
+//! - The "Smaller vec" loop stops once walk_end has reached the end of the range:
+//!   on a kernel that loses writes or mis-reports walk_end, upstream's loop spins
+//!   forever; this port reports `not ok` instead. No change on a correct kernel.
 //! - Result buffers are allocated as large as the `vec_len` passed to the kernel
 //!   (upstream's `sanity_tests_sd` passes 1000 for a 500-entry buffer).
 //! - Mappings upstream leaks (the hugetlb kinds, `gethugepage()` buffers whose
@@ -912,6 +915,13 @@ impl Ctx {
                     break;
                 }
                 total_reads += self.get_reads(&vec, ret as usize);
+                // Not upstream: once the walk has reached the end there is nothing
+                // left to read, so a kernel that lost writes (or mis-reports walk_end)
+                // fails this test instead of spinning forever (upstream's loop never
+                // ends there). On a correct kernel the loop has ended by then.
+                if walk_end >= mem as u64 + mem_size as u64 {
+                    break;
+                }
             }
 
             if total_reads != total_writes {
