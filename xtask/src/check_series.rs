@@ -68,6 +68,7 @@ pub fn main(o: Options, target: &Target) -> Result<Exit> {
         })?;
     let series = Series::load(&series_path)?;
     crate::hosttools::ensure()?;
+    let _lock = crate::util::lock(&target_dir().join("kernel/lock"))?;
     let pristine = source::fetch(source::Choice::Target(&target.source), false)?;
     let version = source::kernel_version(&pristine.path);
     eprintln!(

@@ -216,6 +216,8 @@ pub fn run_target(t: &Target, o: &Options) -> Result<(Exit, Analysis)> {
     let total = Instant::now();
     eprintln!("==> target {}: {}", t.name, t.description);
 
+    // Source, series and build share caches with any other run: one at a time.
+    let kernel_lock = crate::util::lock(&target_dir().join("kernel/lock"))?;
     let st = Stage::start("source", "kernel source tree");
     let choice = match &o.tree {
         Some(p) => source::Choice::Local(p),

@@ -143,6 +143,28 @@ pub fn publish_dir(
     }
 }
 
+/// An exclusive advisory lock (flock) on `path`, held until the value is dropped.
+/// Two runs at once share caches: the source, series and build stages take this
+/// lock, so they wait for each other instead of writing the same directory.
+pub struct Lock(#[allow(dead_code)] std::fs::File);
+
+pub fn lock(path: &Path) -> anyhow::Result<Lock> {
+    use std::os::fd::AsRawFd;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        eprintln!("    waiting for another run that holds {}", path.display());
+        // SAFETY: as above, blocking this time.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            anyhow::bail!("flock {}: {}", path.display(), std::io::Error::last_os_error());
+        }
+    }
+    Ok(Lock(f))
+}
+
 /// The workspace root (the xtask crate's parent).
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -225,6 +247,20 @@ mod tests {
         );
         publish_dir(&dest, |d| Ok(std::fs::write(d.join("whole"), "x")?)).unwrap();
         assert!(dest.join("whole").exists());
+    }
+
+    #[test]
+    fn lock_excludes_a_second_holder() {
+        use std::os::fd::AsRawFd;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("lock");
+        let held = lock(&p).unwrap();
+        let other = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        let r = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_ne!(r, 0, "a second exclusive lock must fail while the first is held");
+        drop(held);
+        let r = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(r, 0);
     }
 
     #[test]
