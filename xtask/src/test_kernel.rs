@@ -322,6 +322,8 @@ pub fn run_target(t: &Target, o: &Options) -> Result<(Exit, Analysis)> {
     std::fs::write(&initrd, &cpio)?;
     st.done(&mut timings);
 
+    // The kernel and the C suites are built: other runs may use the caches now.
+    drop(kernel_lock);
     let st = Stage::start(
         "boot+test",
         format!("{} suite(s): {}", suites.len(), suites.join(", ")),
