@@ -226,10 +226,12 @@ pub fn build_upstream_c(tree: &Path, build_dir: &Path, name: &str) -> Result<Pat
         "-isystem".into(),
         tree.join("tools/include/uapi").display().to_string(),
     ]);
-    args.push(dir.join(name).display().to_string());
+    // Relative source names, compiled in the selftest directory: upstream names its
+    // temporary files after __FILE__, which must not be a host path in the guest.
+    args.push(name.to_string());
     for helper in ["vm_util.c", "thp_settings.c"] {
         if dir.join(helper).exists() {
-            args.push(dir.join(helper).display().to_string());
+            args.push(helper.to_string());
         }
     }
     args.extend(["-lrt", "-lpthread", "-lm", "-o"].map(String::from));

@@ -153,13 +153,21 @@ pub fn lock(path: &Path) -> anyhow::Result<Lock> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
     // SAFETY: flock on an fd we own.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         eprintln!("    waiting for another run that holds {}", path.display());
         // SAFETY: as above, blocking this time.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            anyhow::bail!("flock {}: {}", path.display(), std::io::Error::last_os_error());
+            anyhow::bail!(
+                "flock {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
         }
     }
     Ok(Lock(f))
@@ -257,7 +265,10 @@ mod tests {
         let held = lock(&p).unwrap();
         let other = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
         let r = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        assert_ne!(r, 0, "a second exclusive lock must fail while the first is held");
+        assert_ne!(
+            r, 0,
+            "a second exclusive lock must fail while the first is held"
+        );
         drop(held);
         let r = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         assert_eq!(r, 0);
