@@ -369,6 +369,11 @@ mod tests {
         assert!(c < r);
         let kvm = command_line(&vm(), true).join(" ");
         assert!(kvm.contains("-accel kvm -cpu host"));
+        let swap = kernel_cmdline(&["x".into()], 1, "always", 0, 256, "quiet");
+        assert!(
+            swap.ends_with("harness.swap=256 brd.rd_size=262144 quiet"),
+            "{swap}"
+        );
         let append = tcg.last().unwrap();
         assert_eq!(
             append,

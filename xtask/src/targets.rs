@@ -74,6 +74,9 @@ pub struct QemuSettings {
     /// Hugetlb pages the guest reserves (2 MiB each).
     #[serde(default = "default_hugepages")]
     pub hugepages: u32,
+    /// Swap the guest sets up on a RAM disk (brd), in MiB: MADV_PAGEOUT tests need it.
+    #[serde(default = "default_swap")]
+    pub swap_mib: u32,
     /// THP mode the guest sets: always or madvise.
     #[serde(default = "default_thp")]
     pub thp: String,
@@ -97,6 +100,9 @@ fn default_timeout() -> u64 {
 fn default_hugepages() -> u32 {
     128
 }
+fn default_swap() -> u32 {
+    256
+}
 fn default_thp() -> String {
     "always".into()
 }
@@ -109,6 +115,7 @@ impl Default for QemuSettings {
             suite_timeout_s: default_suite_timeout(),
             timeout_s: default_timeout(),
             hugepages: default_hugepages(),
+            swap_mib: default_swap(),
             thp: default_thp(),
             append: String::new(),
         }

@@ -339,6 +339,7 @@ pub fn run_target(t: &Target, o: &Options) -> Result<(Exit, Analysis)> {
             o.suite_timeout.unwrap_or(q.suite_timeout_s),
             &q.thp,
             q.hugepages,
+            q.swap_mib,
             &format!("{} {}", q.append, o.append.as_deref().unwrap_or("")),
         ),
         console_log: run.join("console.log"),
