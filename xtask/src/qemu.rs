@@ -81,12 +81,20 @@ pub fn kernel_cmdline(
     suite_timeout: u64,
     thp: &str,
     hugepages: u32,
+    swap_mib: u32,
     extra: &str,
 ) -> String {
     let mut s = format!(
         "console=ttyS0 panic=-1 harness.suites={} harness.timeout={suite_timeout} harness.thp={thp} harness.hugepages={hugepages}",
         suites.join(",")
     );
+    if swap_mib > 0 {
+        // The init writes a swap header on the brd RAM disk, which must be as large.
+        s.push_str(&format!(
+            " harness.swap={swap_mib} brd.rd_size={}",
+            swap_mib * 1024
+        ));
+    }
     if !extra.trim().is_empty() {
         s.push(' ');
         s.push_str(extra.trim());
@@ -347,6 +355,7 @@ mod tests {
                 300,
                 "always",
                 64,
+                0,
                 "",
             ),
             console_log: "/r/console.log".into(),
