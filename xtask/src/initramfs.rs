@@ -237,6 +237,7 @@ pub fn build_upstream_c(tree: &Path, build_dir: &Path, name: &str) -> Result<Pat
     args.extend(["-lrt", "-lpthread", "-lm", "-o"].map(String::from));
     args.push(bin.display().to_string());
     let out = duct::cmd("gcc", &args)
+        .dir(&dir)
         .stderr_to_stdout()
         .stdout_capture()
         .unchecked()
