@@ -333,8 +333,10 @@ fn run_one<W: Write>(dir: &Path, name: &str, opts: &Options, out: &mut Out<'_, W
         Ok(_) => {}
     }
 
+    // argv[0] is the full path, as when kselftest runs `./pagemap_ioctl`: upstream's
+    // pagemap_ioctl.c maps its own executable by opening argv[0].
     let mut cmd = Command::new(&path);
-    cmd.arg0(name)
+    cmd.arg0(&path)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
