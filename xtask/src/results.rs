@@ -77,6 +77,15 @@ impl Analysis {
     }
 }
 
+/// The clocksource the guest init reported (`# init: ... clocksource=<name> ...`).
+pub fn guest_clocksource(a: &Analysis) -> Option<String> {
+    a.init_info.iter().find_map(|l| {
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix("clocksource="))
+            .map(str::to_string)
+    })
+}
+
 /// Kernel trouble on the console, quoted with the two lines that follow each hit.
 pub fn scan_console(console: &str) -> (Vec<String>, bool) {
     let re = Regex::new(r"Kernel panic|BUG:|WARNING:|Oops|general protection fault").unwrap();
@@ -593,6 +602,7 @@ ok 2 pagemap_ioctl # SKIP
             target("      soft-dirty: {}\n      pagemap_ioctl: { skip_suite: 'added in 6.7' }\n");
         let a = analyse(&ktap::parse(RUN), &t, "");
         assert_eq!(a.guest_exit, Some(1));
+        assert_eq!(guest_clocksource(&a).as_deref(), Some("tsc"));
         assert!(!a.cut_short);
         assert_eq!(
             a.suites[0].mismatches.len(),

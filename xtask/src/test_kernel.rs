@@ -369,6 +369,16 @@ pub fn run_target(t: &Target, o: &Options) -> Result<(Exit, Analysis)> {
         String::from_utf8_lossy(&std::fs::read(&vm.console_log).unwrap_or_default()).to_string();
     let root = ktap::parse(&text);
     let a = results::analyse(&root, t, &console);
+    if o.require_kvm {
+        // The guest's own word: its clocksource is kvm-clock only under KVM.
+        let cs = results::guest_clocksource(&a);
+        if cs.as_deref() != Some("kvm-clock") {
+            return Err(crate::util::setup_error(format!(
+                "--require-kvm: the guest reports clocksource {}, not kvm-clock",
+                cs.as_deref().unwrap_or("(none)")
+            )));
+        }
+    }
     let exit = a.exit(outcome.timed_out);
     timings.push(("total", total.elapsed()));
     write_reports(&run, t, &a, &timings, &outcome, exit, &version)?;
