@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::kconfig::{self, Config};
 use crate::source::Tree;
-use crate::util::{jobs, setup_error, target_dir, Key};
+use crate::util::{jobs, run_captured, setup_error, target_dir, Key};
 
 pub struct BuildDir {
     pub dir: PathBuf,
@@ -115,36 +115,16 @@ pub fn configure(tree: &Tree, bd: &BuildDir) -> Result<()> {
     let _ = std::fs::remove_file(&stamp);
     let log = bd.dir.join("config.log");
     let run = |target: &str| -> Result<()> {
-        let out = make(&tree.path, &bd.dir)
-            .before_spawn({
-                let t = target.to_string();
-                move |c| {
-                    c.arg(&t);
-                    Ok(())
-                }
-            })
-            .stderr_to_stdout()
-            .stdout_capture()
-            .unchecked()
-            .run()
-            .with_context(|| format!("running make {target}"))?;
-        std::fs::write(&log, &out.stdout)?;
-        if !out.status.success() {
-            return Err(setup_error(format!(
-                "kconfig: make {target} failed (log: {}):\n{}",
-                log.display(),
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .rev()
-                    .take(15)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )));
+        let t = target.to_string();
+        let expr = make(&tree.path, &bd.dir).before_spawn(move |c| {
+            c.arg(&t);
+            Ok(())
+        });
+        let r = run_captured(expr, &format!("kconfig: make {target}"), 15);
+        if let Ok(text) = &r {
+            std::fs::write(&log, text)?;
         }
-        Ok(())
+        r.map(drop)
     };
     run("tinyconfig")?;
     let dot = bd.dir.join(".config");

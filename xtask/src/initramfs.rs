@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::util::{project_root, setup_error, target_dir};
+use crate::util::{project_root, run_captured, setup_error, target_dir};
 
 /// One archive member.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,18 +160,12 @@ pub fn build_guest() -> Result<PathBuf> {
         "--bins"
     )
     .dir(project_root())
-    .env("RUSTFLAGS", "-C target-feature=+crt-static")
-    .stderr_to_stdout()
-    .stdout_capture()
-    .unchecked()
-    .run()
-    .context("running cargo build for the guest")?;
-    if !out.status.success() {
-        return Err(setup_error(format!(
-            "initramfs: building the guest binaries failed:\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )));
-    }
+    .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    run_captured(
+        out,
+        "initramfs: building the guest binaries (cargo build)",
+        40,
+    )?;
     Ok(tdir.join(GUEST_TARGET).join("release"))
 }
 
@@ -198,17 +192,8 @@ pub fn build_upstream_c(tree: &Path, build_dir: &Path, name: &str) -> Result<Pat
             format!("O={}", build_dir.display()),
             "ARCH=x86_64",
             "headers_install"
-        )
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()?;
-        if !out.status.success() {
-            return Err(setup_error(format!(
-                "initramfs: make headers_install failed:\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            )));
-        }
+        );
+        run_captured(out, "initramfs: make headers_install", 20)?;
     }
     let out_dir = build_dir.join("selftests");
     std::fs::create_dir_all(&out_dir)?;
@@ -236,19 +221,14 @@ pub fn build_upstream_c(tree: &Path, build_dir: &Path, name: &str) -> Result<Pat
     }
     args.extend(["-lrt", "-lpthread", "-lm", "-o"].map(String::from));
     args.push(bin.display().to_string());
-    let out = duct::cmd("gcc", &args)
-        .dir(&dir)
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()?;
-    if !out.status.success() {
-        return Err(setup_error(format!(
-            "initramfs: building upstream {name} failed (gcc {}):\n{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout)
-        )));
-    }
+    run_captured(
+        duct::cmd("gcc", &args).dir(&dir),
+        &format!(
+            "initramfs: building upstream {name} (gcc {})",
+            args.join(" ")
+        ),
+        40,
+    )?;
     Ok(bin)
 }
 

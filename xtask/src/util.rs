@@ -173,6 +173,28 @@ pub fn lock(path: &Path) -> anyhow::Result<Lock> {
     Ok(Lock(f))
 }
 
+/// Runs a command with stdout and stderr captured together. A failure to start is
+/// an error; a non-zero exit is a set-up error (exit 2) saying `what` failed and
+/// quoting the last `tail` lines of the output. Returns the output.
+pub fn run_captured(expr: duct::Expression, what: &str, tail: usize) -> anyhow::Result<String> {
+    let out = expr
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .map_err(|e| anyhow::anyhow!("{what}: cannot run: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        let lines: Vec<&str> = text.lines().collect();
+        let shown = lines[lines.len().saturating_sub(tail)..].join("\n");
+        return Err(setup_error(format!(
+            "{what} failed ({}):\n{shown}",
+            out.status
+        )));
+    }
+    Ok(text)
+}
+
 /// The workspace root (the xtask crate's parent).
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -272,6 +294,22 @@ mod tests {
         drop(held);
         let r = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         assert_eq!(r, 0);
+    }
+
+    #[test]
+    fn run_captured_quotes_the_tail_of_a_failure() {
+        let ok = run_captured(duct::cmd!("sh", "-c", "echo out; echo err >&2"), "t", 5).unwrap();
+        assert_eq!(ok, "out\nerr\n");
+        let e = run_captured(
+            duct::cmd!("sh", "-c", "echo 1; echo 2; echo 3; exit 7"),
+            "making x",
+            2,
+        )
+        .unwrap_err();
+        assert_eq!(exit_code_of(&e), Exit::Setup);
+        let m = e.to_string();
+        assert!(m.starts_with("making x failed (exit status: 7)"), "{m}");
+        assert!(m.ends_with("\n2\n3"), "{m}");
     }
 
     #[test]
