@@ -12,14 +12,15 @@
 //! `zeropfn_tests all huge pages must have PFNZERO set` must be `not ok` (as the C
 //! program reports it) and the THP collapse test must skip.
 
-use ktap::{Status, Test};
+mod common;
+
+use common::Suite;
+use ktap::Status;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
 
-/// Upstream's 119 result names, in order, as the C program prints them when nothing
-/// is skipped. A trailing `*` marks a prefix (the rest is a measured value).
-const NAMES: [&str; 119] = [
+/// Upstream's result names before its base_tests() calls, in order.
+const BEFORE_BASE_TESTS: [&str; 35] = [
     "sanity_tests_sd Zero range size is valid",
     "sanity_tests_sd output buffer must be specified with size",
     "sanity_tests_sd output buffer can be 0",
@@ -55,54 +56,32 @@ const NAMES: [&str; 119] = [
     "Walk_end sparse: Max pages specified",
     "Walk_endsparse : Half max pages",
     "Walk_end: 1 max page",
-    "Page testing: all new pages must not be written (dirty)",
-    "Page testing: all pages must be written (dirty)",
-    "Page testing: all pages dirty other than first and the last one",
-    "Page testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
-    "Page testing: only middle page dirty",
-    "Page testing: only two middle pages dirty",
-    "Large Page testing: all new pages must not be written (dirty)",
-    "Large Page testing: all pages must be written (dirty)",
-    "Large Page testing: all pages dirty other than first and the last one",
-    "Large Page testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
-    "Large Page testing: only middle page dirty",
-    "Large Page testing: only two middle pages dirty",
-    "Huge page testing: all new pages must not be written (dirty)",
-    "Huge page testing: all pages must be written (dirty)",
-    "Huge page testing: all pages dirty other than first and the last one",
-    "Huge page testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
-    "Huge page testing: only middle page dirty",
-    "Huge page testing: only two middle pages dirty",
-    "Hugetlb shmem testing: all new pages must not be written (dirty)",
-    "Hugetlb shmem testing: all pages must be written (dirty)",
-    "Hugetlb shmem testing: all pages dirty other than first and the last one",
-    "Hugetlb shmem testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
-    "Hugetlb shmem testing: only middle page dirty",
-    "Hugetlb shmem testing: only two middle pages dirty",
-    "Hugetlb mem testing: all new pages must not be written (dirty)",
-    "Hugetlb mem testing: all pages must be written (dirty)",
-    "Hugetlb mem testing: all pages dirty other than first and the last one",
-    "Hugetlb mem testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
-    "Hugetlb mem testing: only middle page dirty",
-    "Hugetlb mem testing: only two middle pages dirty",
-    "Hugetlb shmem testing: all new pages must not be written (dirty)",
-    "Hugetlb shmem testing: all pages must be written (dirty)",
-    "Hugetlb shmem testing: all pages dirty other than first and the last one",
-    "Hugetlb shmem testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
-    "Hugetlb shmem testing: only middle page dirty",
-    "Hugetlb shmem testing: only two middle pages dirty",
-    "File memory testing: all new pages must not be written (dirty)",
-    "File memory testing: all pages must be written (dirty)",
-    "File memory testing: all pages dirty other than first and the last one",
-    "File memory testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
-    "File memory testing: only middle page dirty",
-    "File memory testing: only two middle pages dirty",
-    "File anonymous memory testing: all new pages must not be written (dirty)",
-    "File anonymous memory testing: all pages must be written (dirty)",
-    "File anonymous memory testing: all pages dirty other than first and the last one",
-    "File anonymous memory testing: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
-    "File anonymous memory testing: only middle page dirty",
-    "File anonymous memory testing: only two middle pages dirty",
+];
+
+/// The prefixes upstream's main() calls base_tests() with, in order.
+const BASE_TESTS_PREFIXES: [&str; 8] = [
+    "Page testing:",
+    "Large Page testing:",
+    "Huge page testing:",
+    "Hugetlb shmem testing:",
+    "Hugetlb mem testing:",
+    "Hugetlb shmem testing:",
+    "File memory testing:",
+    "File anonymous memory testing:",
+];
+
+/// The results base_tests() reports after its prefix, in order.
+const BASE_TESTS: [&str; 6] = [
+    "all new pages must not be written (dirty)",
+    "all pages must be written (dirty)",
+    "all pages dirty other than first and the last one",
+    "PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC",
+    "only middle page dirty",
+    "only two middle pages dirty",
+];
+
+/// Upstream's result names after its base_tests() calls, in order.
+const AFTER_BASE_TESTS: [&str; 36] = [
     "hpage_unit_tests all new huge page must not be written (dirty)",
     "hpage_unit_tests all the huge page must not be written",
     "hpage_unit_tests all the huge page must be written and clear",
@@ -141,8 +120,24 @@ const NAMES: [&str; 119] = [
     "unpopulated_thp_scan_test unpopulated range reported written by both paths (*",
 ];
 
+/// Upstream's 119 result names, in order, as the C program prints them when nothing
+/// is skipped. A trailing `*` marks a prefix (the rest is a measured value).
+fn names() -> Vec<String> {
+    let base = BASE_TESTS_PREFIXES
+        .iter()
+        .flat_map(|p| BASE_TESTS.iter().map(move |t| format!("{p} {t}")));
+    let names: Vec<String> = BEFORE_BASE_TESTS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(base)
+        .chain(AFTER_BASE_TESTS.iter().map(|s| s.to_string()))
+        .collect();
+    assert_eq!(names.len(), 119);
+    names
+}
+
 /// Names upstream gives a result when it is skipped, where they differ from
-/// [`NAMES`]: (index, alternatives).
+/// [`names`]: (index, alternatives).
 const SKIP_NAMES: &[(usize, &[&str])] = &[
     (83, &["hpage_unit_tests all new huge page must be written"]),
     (
@@ -163,73 +158,21 @@ const SKIP_NAMES: &[(usize, &[&str])] = &[
     ),
 ];
 
+const SUITE: Suite = Suite {
+    name: "pagemap_ioctl",
+    bin: env!("CARGO_BIN_EXE_pagemap_ioctl"),
+    skip_all_reason: |r| r.starts_with("Failed to initialize userfaultfd"),
+    plan: Some(119),
+    explained_results: false,
+};
+
 fn run(args: &[&str], tmpdir: Option<&PathBuf>) -> (String, i32) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pagemap_ioctl"));
-    cmd.args(args).env_remove("KSFT_TAP_LEVEL");
+    let mut cmd = SUITE.command();
+    cmd.args(args);
     if let Some(d) = tmpdir {
         cmd.env("TMPDIR", d);
     }
-    output(cmd)
-}
-
-fn output(mut cmd: Command) -> (String, i32) {
-    let out = cmd.output().expect("spawn pagemap_ioctl");
-    let stdout = String::from_utf8(out.stdout).expect("TAP is UTF-8");
-    let code = out.status.code().expect("pagemap_ioctl killed by a signal");
-    (stdout, code)
-}
-
-/// Checks everything that must hold for any run and returns the parsed document.
-fn well_formed(out: &str, code: i32) -> Test {
-    let doc = ktap::parse(out);
-    assert!(
-        doc.all_errors().is_empty(),
-        "parse errors {:?} in:\n{out}",
-        doc.all_errors()
-    );
-    assert!(
-        doc.unknown.is_empty(),
-        "non-TAP lines {:?} in:\n{out}",
-        doc.unknown
-    );
-    assert_eq!(doc.version, Some(("TAP".to_string(), 13)), "{out}");
-    assert!(
-        doc.bail_out.is_none(),
-        "bail out: {:?}\n{out}",
-        doc.bail_out
-    );
-    let plan = doc.plan.as_ref().expect("a plan line");
-    if let Some(reason) = doc.skip_all_reason() {
-        assert_eq!(plan.count, 0, "{out}");
-        assert!(doc.subtests.is_empty(), "{out}");
-        assert!(
-            reason.starts_with("Failed to initialize userfaultfd"),
-            "{reason}"
-        );
-        assert_eq!(code, ktap::KSFT_SKIP, "suite skip must exit 4:\n{out}");
-        return doc;
-    }
-    assert_eq!(plan.count, 119, "upstream's plan:\n{out}");
-    assert_eq!(
-        plan.count as usize,
-        doc.subtests.len(),
-        "plan vs results:\n{out}"
-    );
-    for (i, t) in doc.subtests.iter().enumerate() {
-        assert_eq!(t.number as usize, i + 1, "{out}");
-    }
-    let c = doc.counts();
-    let totals = doc.ksft_totals().expect("a Totals line");
-    assert_eq!(totals.pass, c.pass, "{out}");
-    assert_eq!(totals.fail, c.fail, "{out}");
-    assert_eq!(totals.skip, c.skip, "{out}");
-    let expect = if plan.count == c.pass + c.xfail + c.skip {
-        ktap::KSFT_PASS
-    } else {
-        ktap::KSFT_FAIL
-    };
-    assert_eq!(code, expect, "exit code vs results:\n{out}");
-    doc
+    SUITE.output(cmd)
 }
 
 fn name_matches(got: &str, want: &str) -> bool {
@@ -252,7 +195,7 @@ fn pagemap_ioctl_on_host_kernel() {
     let _ = std::fs::remove_dir_all(&tmp);
     assert!(left.is_empty(), "temporary files left behind: {left:?}");
 
-    let doc = well_formed(&out, code);
+    let doc = SUITE.well_formed(&out, code);
     if !userfaultfd_wp_async_available() {
         assert!(
             doc.skip_all_reason().is_some(),
@@ -267,8 +210,9 @@ fn pagemap_ioctl_on_host_kernel() {
     let c = doc.counts();
     assert_eq!(c.failures(), 0, "not ok on the host kernel:\n{out}");
     assert_eq!(code, ktap::KSFT_PASS, "{out}");
+    let names = names();
     for (i, t) in doc.subtests.iter().enumerate() {
-        let ok = name_matches(&t.name, NAMES[i])
+        let ok = name_matches(&t.name, &names[i])
             || (t.status == Status::Skip
                 && SKIP_NAMES
                     .iter()
@@ -279,7 +223,7 @@ fn pagemap_ioctl_on_host_kernel() {
             "result {} is {:?}, upstream names it {:?}:\n{out}",
             i + 1,
             t.name,
-            NAMES[i]
+            names[i]
         );
         assert!(
             matches!(t.status, Status::Pass | Status::Skip),
@@ -318,8 +262,7 @@ fn thp_disabled_process_fails_the_huge_zero_page_test() {
         eprintln!("note: needs THP with use_zero_page=1 and userfaultfd WP-async");
         return;
     }
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pagemap_ioctl"));
-    cmd.env_remove("KSFT_TAP_LEVEL");
+    let mut cmd = SUITE.command();
     // SAFETY: prctl is async-signal-safe; it only changes this child's THP policy.
     unsafe {
         cmd.pre_exec(|| {
@@ -329,11 +272,11 @@ fn thp_disabled_process_fails_the_huge_zero_page_test() {
             Ok(())
         });
     }
-    let (out, code) = output(cmd);
-    let doc = well_formed(&out, code);
+    let (out, code) = SUITE.output(cmd);
+    let doc = SUITE.well_formed(&out, code);
     assert_eq!(code, ktap::KSFT_FAIL, "{out}");
     let zeropfn = &doc.subtests[116];
-    assert_eq!(zeropfn.name, NAMES[116], "{out}");
+    assert_eq!(zeropfn.name, names()[116], "{out}");
     assert_eq!(zeropfn.status, Status::Fail, "{out}");
     let collapse = &doc.subtests[118];
     assert_eq!(collapse.status, Status::Skip, "{out}");

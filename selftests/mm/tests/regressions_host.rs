@@ -6,8 +6,10 @@
 //! the soft-dirty tests fail, and `--runner-selftest` checks that a child killed by a
 //! signal or panicking is `not ok` with the cause named and the suite goes on.
 
+mod common;
+
+use common::Suite;
 use ktap::{Status, Test};
-use std::process::Command;
 
 /// The suite's test names, in order (stable: the harness keys expectations on them).
 const NAMES: [&str; 30] = [
@@ -50,84 +52,20 @@ const SOFT_DIRTY_TESTS: [&str; 4] = [
     "soft_dirty_agrees_vma_merge",
 ];
 
-fn run(args: &[&str]) -> (String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pagemap_scan_regressions"))
-        .args(args)
-        .env_remove("KSFT_TAP_LEVEL")
-        .env_remove("PAGEMAP_SCAN_REGRESSIONS_FORCE_SOFT_DIRTY")
-        .output()
-        .expect("spawn pagemap_scan_regressions");
-    let stdout = String::from_utf8(out.stdout).expect("TAP is UTF-8");
-    let code = out
-        .status
-        .code()
-        .expect("pagemap_scan_regressions killed by a signal");
-    (stdout, code)
-}
+const SUITE: Suite = Suite {
+    name: "pagemap_scan_regressions",
+    bin: env!("CARGO_BIN_EXE_pagemap_scan_regressions"),
+    // Only a kernel without PAGEMAP_SCAN (before 6.7) may skip the whole suite.
+    skip_all_reason: |r| r.contains("PAGEMAP_SCAN not supported"),
+    plan: None,
+    explained_results: true,
+};
 
-/// Checks what must hold for any run; returns the parsed document.
-fn well_formed(out: &str, code: i32) -> Test {
-    let doc = ktap::parse(out);
-    assert!(
-        doc.all_errors().is_empty(),
-        "parse errors {:?} in:\n{out}",
-        doc.all_errors()
-    );
-    assert!(
-        doc.unknown.is_empty(),
-        "non-TAP lines {:?} in:\n{out}",
-        doc.unknown
-    );
-    assert_eq!(doc.version, Some(("TAP".to_string(), 13)), "{out}");
-    assert!(
-        doc.bail_out.is_none(),
-        "bail out: {:?}\n{out}",
-        doc.bail_out
-    );
-    let plan = doc.plan.as_ref().expect("a plan line");
-    if let Some(reason) = doc.skip_all_reason() {
-        // Only a kernel without PAGEMAP_SCAN (before 6.7) may skip the whole suite.
-        assert_eq!(plan.count, 0, "{out}");
-        assert!(reason.contains("PAGEMAP_SCAN not supported"), "{reason}");
-        assert_eq!(code, ktap::KSFT_SKIP, "suite skip must exit 4:\n{out}");
-        return doc;
-    }
-    assert_eq!(
-        plan.count as usize,
-        doc.subtests.len(),
-        "plan vs results:\n{out}"
-    );
-    for (i, t) in doc.subtests.iter().enumerate() {
-        assert_eq!(t.number as usize, i + 1, "{out}");
-        if t.status == Status::Skip {
-            assert!(
-                t.reason.as_deref().is_some_and(|r| !r.is_empty()),
-                "a SKIP without a reason: {t:?}"
-            );
-        }
-        if t.status == Status::Fail {
-            assert!(
-                t.diagnostics
-                    .iter()
-                    .any(|d| d.starts_with(&format!("{}: ", t.name))),
-                "a failure without a diagnostic naming it: {t:?}"
-            );
-        }
-    }
-    let c = doc.counts();
-    let totals = doc.ksft_totals().expect("a Totals line");
-    assert_eq!(
-        (totals.pass, totals.fail, totals.skip),
-        (c.pass, c.fail, c.skip),
-        "{out}"
-    );
-    let expect = if plan.count == c.pass + c.xfail + c.skip {
-        ktap::KSFT_PASS
-    } else {
-        ktap::KSFT_FAIL
-    };
-    assert_eq!(code, expect, "exit code vs results:\n{out}");
-    doc
+fn run(args: &[&str]) -> (String, i32) {
+    let mut cmd = SUITE.command();
+    cmd.args(args)
+        .env_remove("PAGEMAP_SCAN_REGRESSIONS_FORCE_SOFT_DIRTY");
+    SUITE.output(cmd)
 }
 
 fn names(doc: &Test) -> Vec<String> {
@@ -149,7 +87,7 @@ fn reason_of(doc: &Test, name: &str) -> String {
 #[test]
 fn regressions_on_host_kernel() {
     let (out, code) = run(&[]);
-    let doc = well_formed(&out, code);
+    let doc = SUITE.well_formed(&out, code);
     if doc.skip_all_reason().is_some() {
         return;
     }
@@ -201,7 +139,7 @@ fn forced_soft_dirty_fails_where_soft_dirty_is_missing() {
         return;
     }
     let (out, code) = run(&["--force-soft-dirty"]);
-    let doc = well_formed(&out, code);
+    let doc = SUITE.well_formed(&out, code);
     if doc.skip_all_reason().is_some() {
         return;
     }
@@ -218,7 +156,7 @@ fn forced_soft_dirty_fails_where_soft_dirty_is_missing() {
 #[test]
 fn runner_reports_crashes_and_goes_on() {
     let (out, code) = run(&["--runner-selftest"]);
-    let doc = well_formed(&out, code);
+    let doc = SUITE.well_formed(&out, code);
     if doc.skip_all_reason().is_some() {
         return;
     }

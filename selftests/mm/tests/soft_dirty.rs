@@ -6,8 +6,10 @@
 //! skip as a whole, and with `--force` it must *fail* exactly the tests that expect a
 //! set soft-dirty bit: proof that the port can fail.
 
+mod common;
+
+use common::Suite;
 use ktap::{Status, Test};
-use std::process::Command;
 
 /// Upstream's 19 test names, in order (linux-mm tree soft-dirty.c).
 const NAMES: [&str; 19] = [
@@ -32,65 +34,18 @@ const NAMES: [&str; 19] = [
     "Test test_merge-anon soft-dirty after mprotect merge 2nd pg",
 ];
 
-fn run(args: &[&str]) -> (String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_soft-dirty"))
-        .args(args)
-        .env_remove("KSFT_TAP_LEVEL")
-        .output()
-        .expect("spawn soft-dirty");
-    let stdout = String::from_utf8(out.stdout).expect("TAP is UTF-8");
-    let code = out.status.code().expect("soft-dirty killed by a signal");
-    (stdout, code)
-}
+const SUITE: Suite = Suite {
+    name: "soft-dirty",
+    bin: env!("CARGO_BIN_EXE_soft-dirty"),
+    skip_all_reason: |r| r.starts_with("soft-dirty is not support"),
+    plan: None,
+    explained_results: false,
+};
 
-/// Checks everything that must hold for any run and returns the parsed document.
-fn well_formed(out: &str, code: i32) -> Test {
-    let doc = ktap::parse(out);
-    assert!(
-        doc.all_errors().is_empty(),
-        "parse errors {:?} in:\n{out}",
-        doc.all_errors()
-    );
-    assert!(
-        doc.unknown.is_empty(),
-        "non-TAP lines {:?} in:\n{out}",
-        doc.unknown
-    );
-    assert_eq!(doc.version, Some(("TAP".to_string(), 13)), "{out}");
-    assert!(
-        doc.bail_out.is_none(),
-        "bail out: {:?}\n{out}",
-        doc.bail_out
-    );
-    let plan = doc.plan.as_ref().expect("a plan line");
-    if let Some(reason) = doc.skip_all_reason() {
-        assert_eq!(plan.count, 0, "{out}");
-        assert!(doc.subtests.is_empty(), "{out}");
-        assert!(reason.starts_with("soft-dirty is not support"), "{reason}");
-        assert_eq!(code, ktap::KSFT_SKIP, "suite skip must exit 4:\n{out}");
-        return doc;
-    }
-    assert_eq!(
-        plan.count as usize,
-        doc.subtests.len(),
-        "plan vs results:\n{out}"
-    );
-    for (i, t) in doc.subtests.iter().enumerate() {
-        assert_eq!(t.number as usize, i + 1, "{out}");
-    }
-    let c = doc.counts();
-    let totals = doc.ksft_totals().expect("a Totals line");
-    assert_eq!(totals.pass, c.pass, "{out}");
-    assert_eq!(totals.fail, c.fail, "{out}");
-    assert_eq!(totals.skip, c.skip, "{out}");
-    // ksft_finished(): PASS only if plan == pass + xfail + skip.
-    let expect = if plan.count == c.pass + c.xfail + c.skip {
-        ktap::KSFT_PASS
-    } else {
-        ktap::KSFT_FAIL
-    };
-    assert_eq!(code, expect, "exit code vs results:\n{out}");
-    doc
+fn run(args: &[&str]) -> (String, i32) {
+    let mut cmd = SUITE.command();
+    cmd.args(args);
+    SUITE.output(cmd)
 }
 
 /// The name a result is reported under: `ok N name`, or for `ok N # SKIP name`, the
@@ -102,7 +57,7 @@ fn names(doc: &Test) -> Vec<String> {
 #[test]
 fn soft_dirty_on_host_kernel() {
     let (out, code) = run(&[]);
-    let doc = well_formed(&out, code);
+    let doc = SUITE.well_formed(&out, code);
     let supported = mm::probe::softdirty_supported().expect("probe");
     if !supported {
         assert!(
@@ -149,7 +104,7 @@ fn forced_run_fails_where_soft_dirty_is_missing() {
         return;
     }
     let (out, code) = run(&["--force"]);
-    let doc = well_formed(&out, code);
+    let doc = SUITE.well_formed(&out, code);
     assert!(doc.skip_all_reason().is_none(), "{out}");
     assert_eq!(code, ktap::KSFT_FAIL, "{out}");
     let n = names(&doc);

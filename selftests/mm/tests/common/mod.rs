@@ -1,0 +1,120 @@
+//! Shared by the host tests that run one of the crate's suite binaries and check its
+//! TAP with the ktap parser (`pagemap_ioctl_host.rs`, `regressions_host.rs`,
+//! `soft_dirty.rs`): spawning the binary and the checks that must hold for any run
+//! of a kselftest-style suite. What differs between the suites is a [`Suite`] value.
+
+use ktap::{Status, Test};
+use std::process::Command;
+
+/// What [`well_formed`] requires of one suite's output beyond the common checks.
+pub struct Suite {
+    /// The binary's name, for messages.
+    pub name: &'static str,
+    /// Its path (`env!("CARGO_BIN_EXE_<name>")`).
+    pub bin: &'static str,
+    /// Whether a whole-suite skip (`1..0 # SKIP reason`) gives the expected reason.
+    pub skip_all_reason: fn(&str) -> bool,
+    /// The plan a run that is not skipped as a whole must announce, where it is fixed.
+    pub plan: Option<u32>,
+    /// Every SKIP must carry a non-empty reason and every failure a diagnostic line
+    /// `<test name>: ...`.
+    pub explained_results: bool,
+}
+
+impl Suite {
+    /// A command for the suite binary, with `KSFT_TAP_LEVEL` removed so that it
+    /// prints its own TAP header.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(self.bin);
+        cmd.env_remove("KSFT_TAP_LEVEL");
+        cmd
+    }
+
+    /// Runs `cmd` to completion: its stdout (which must be UTF-8) and exit code (it
+    /// must not be killed by a signal).
+    pub fn output(&self, mut cmd: Command) -> (String, i32) {
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.name));
+        let stdout = String::from_utf8(out.stdout).expect("TAP is UTF-8");
+        let code = out
+            .status
+            .code()
+            .unwrap_or_else(|| panic!("{} killed by a signal: {}", self.name, out.status));
+        (stdout, code)
+    }
+
+    /// Checks everything that must hold for any run (`out` is its stdout, `code` its
+    /// exit code) and returns the parsed document: no parse errors, no non-TAP lines,
+    /// `TAP version 13`, no bail out, a plan; for a whole-suite skip no results, the
+    /// expected reason and exit code 4 (KSFT_SKIP); otherwise the plan (the fixed one
+    /// where there is one) equal to the number of results, numbered in order, a
+    /// `# Totals` line that agrees with the results, and the exit code
+    /// `ksft_finished()` gives: PASS only if plan == pass + xfail + skip.
+    pub fn well_formed(&self, out: &str, code: i32) -> Test {
+        let doc = ktap::parse(out);
+        assert!(
+            doc.all_errors().is_empty(),
+            "parse errors {:?} in:\n{out}",
+            doc.all_errors()
+        );
+        assert!(
+            doc.unknown.is_empty(),
+            "non-TAP lines {:?} in:\n{out}",
+            doc.unknown
+        );
+        assert_eq!(doc.version, Some(("TAP".to_string(), 13)), "{out}");
+        assert!(
+            doc.bail_out.is_none(),
+            "bail out: {:?}\n{out}",
+            doc.bail_out
+        );
+        let plan = doc.plan.as_ref().expect("a plan line");
+        if let Some(reason) = doc.skip_all_reason() {
+            assert_eq!(plan.count, 0, "{out}");
+            assert!(doc.subtests.is_empty(), "{out}");
+            assert!((self.skip_all_reason)(reason), "{reason}");
+            assert_eq!(code, ktap::KSFT_SKIP, "suite skip must exit 4:\n{out}");
+            return doc;
+        }
+        if let Some(want) = self.plan {
+            assert_eq!(plan.count, want, "upstream's plan:\n{out}");
+        }
+        assert_eq!(
+            plan.count as usize,
+            doc.subtests.len(),
+            "plan vs results:\n{out}"
+        );
+        for (i, t) in doc.subtests.iter().enumerate() {
+            assert_eq!(t.number as usize, i + 1, "{out}");
+            if self.explained_results && t.status == Status::Skip {
+                assert!(
+                    t.reason.as_deref().is_some_and(|r| !r.is_empty()),
+                    "a SKIP without a reason: {t:?}"
+                );
+            }
+            if self.explained_results && t.status == Status::Fail {
+                assert!(
+                    t.diagnostics
+                        .iter()
+                        .any(|d| d.starts_with(&format!("{}: ", t.name))),
+                    "a failure without a diagnostic naming it: {t:?}"
+                );
+            }
+        }
+        let c = doc.counts();
+        let totals = doc.ksft_totals().expect("a Totals line");
+        assert_eq!(
+            (totals.pass, totals.fail, totals.skip),
+            (c.pass, c.fail, c.skip),
+            "Totals (pass, fail, skip) vs results:\n{out}"
+        );
+        let expect = if plan.count == c.pass + c.xfail + c.skip {
+            ktap::KSFT_PASS
+        } else {
+            ktap::KSFT_FAIL
+        };
+        assert_eq!(code, expect, "exit code vs results:\n{out}");
+        doc
+    }
+}
