@@ -133,8 +133,10 @@ pub fn analyse(root: &Test, target: &Target, console: &str) -> Analysis {
         .filter(|d| d.starts_with("init:"))
         .cloned()
         .collect();
+    // Errors inside a suite's block are that suite's (judge_suite); these are the
+    // results document's own.
     a.parse_errors = root
-        .all_errors()
+        .errors
         .iter()
         .map(|e| format!("results line {}: {}", e.line, e.message))
         .collect();
@@ -197,9 +199,20 @@ fn judge_suite(
             t.status
         ));
     }
-    if matches!(t.status, Status::Timeout | Status::Crashed) {
+    // On a deliberately broken kernel (`broken: reason`) every failure, crash,
+    // bail-out and timeout is what the target expects; the suite must catch it.
+    let broken = e.broken.as_deref();
+    if matches!(t.status, Status::Timeout | Status::Crashed) && broken.is_none() {
         s.mismatches
             .push(format!("{name}: {} {}", t.status, reason_of(t)));
+    }
+    if broken.is_none() {
+        for err in t.all_errors() {
+            s.mismatches.push(format!(
+                "{name}: results line {}: {}",
+                err.line, err.message
+            ));
+        }
     }
     let mut seen = std::collections::BTreeSet::new();
     for leaf in t.leaves() {
@@ -223,9 +236,10 @@ fn judge_suite(
                 ),
             },
             Status::Fail | Status::Error | Status::Xpass | Status::Timeout | Status::Crashed => {
-                match fail_why {
-                    Some(w) => (true, Some(w.clone())),
-                    None => (false, None),
+                match (fail_why, broken) {
+                    (Some(w), _) => (true, Some(w.clone())),
+                    (None, Some(b)) => (true, Some(format!("broken kernel: {b}"))),
+                    (None, None) => (false, None),
                 }
             }
         };
@@ -274,6 +288,14 @@ fn judge_suite(
         s.mismatches.push(format!(
             "{name}: expectation for {missing:?}, but no such test ran"
         ));
+    }
+    if let Some(b) = broken {
+        if s.fail + s.crashed == 0 && !t.status.is_failure() {
+            s.mismatches.push(format!(
+                "{name}: every test passed on a kernel broken on purpose ({b}): the suite does not catch it"
+            ));
+        }
+        return (s, judged);
     }
     // A suite that exits non-zero with no failing test (plan mismatch, bail out) is a
     // mismatch too; with expected failures, a non-zero exit is what kselftest does.
@@ -626,6 +648,29 @@ ok 2 pagemap_ioctl # SKIP
         let j = junit("t", &a);
         assert!(j.contains("<skipped message=\"no THP\"/>"), "{j}");
         assert!(table(&a, &[]).contains("expected failures (1)"));
+    }
+
+    #[test]
+    fn broken_kernel_must_be_caught() {
+        let caught = target(
+            "      soft-dirty:\n        broken: 'test data'\n        fail: { 'Test test_vma_reuse reused memory location': 'must fail' }\n        skip: { 'Test test_hugepage huge page allocation': 'no THP' }\n      pagemap_ioctl: { skip_suite: x }\n",
+        );
+        let a = analyse(&ktap::parse(RUN), &caught, "");
+        assert_eq!(a.mismatches(), 0, "{:?}", a.suites);
+        // The same expectation on a kernel where everything passes is a mismatch.
+        let clean = RUN
+            .replace(
+                "  not ok 2 Test test_vma_reuse",
+                "  ok 2 Test test_vma_reuse",
+            )
+            .replace("not ok 1 soft-dirty", "ok 1 soft-dirty");
+        let a = analyse(&ktap::parse(&clean), &caught, "");
+        let all = a.suites[0].mismatches.join("\n");
+        assert!(
+            all.contains("expected to fail (must fail) but passed"),
+            "{all}"
+        );
+        assert!(all.contains("does not catch it"), "{all}");
     }
 
     #[test]

@@ -136,6 +136,11 @@ pub struct Expect {
     /// feature the target lacks).
     #[serde(default)]
     pub skip: BTreeMap<String, String>,
+    /// The kernel is broken on purpose (test data): any failure, crash, bail-out or
+    /// timeout is expected, the tests under `fail` must fail, and a suite that
+    /// reports no failure at all is a mismatch (it did not catch the breakage).
+    #[serde(default)]
+    pub broken: Option<String>,
 }
 
 pub const SUITES: &[&str] = &["soft-dirty", "pagemap_ioctl", "pagemap_scan_regressions"];
@@ -203,6 +208,9 @@ impl Matrix {
                         "{at}.suites.{s}: unknown suite (known: {})",
                         SUITES.join(", ")
                     );
+                }
+                if e.skip_suite.is_some() && e.broken.is_some() {
+                    bail!("{at}.suites.{s}: skip_suite and broken exclude each other");
                 }
                 if e.skip_suite.is_some() && (!e.fail.is_empty() || !e.skip.is_empty()) {
                     bail!("{at}.suites.{s}: skip_suite excludes per-test fail/skip entries");
