@@ -327,6 +327,40 @@ fn judge_suite(
     (s, judged)
 }
 
+/// Guest time of each suite run, in run order, from the init's top-level
+/// `# <suite>: <ms> ms exit=<n>` lines.
+pub fn suite_times(ktap: &str) -> Vec<(String, u64)> {
+    let re = Regex::new(r"^# (\S+): (\d+) ms ").unwrap();
+    ktap.lines()
+        .filter_map(|l| {
+            re.captures(l)
+                .map(|c| (c[1].to_string(), c[2].parse().unwrap_or(0)))
+        })
+        .collect()
+}
+
+/// Median, min and max guest time per suite, for runs that list suites repeatedly
+/// (`--suites a,b,a,b,...`: alternating, so that neither gains from going first).
+pub fn timing_table(times: &[(String, u64)]) -> String {
+    let mut by: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for (n, ms) in times {
+        by.entry(n).or_default().push(*ms);
+    }
+    let mut o = String::from("\nguest time per suite (ms):\n");
+    for (n, v) in &mut by {
+        v.sort_unstable();
+        let _ = writeln!(
+            o,
+            "  {n:<28} runs {:>2}  median {:>6}  min {:>6}  max {:>6}  all {v:?}",
+            v.len(),
+            v[v.len() / 2],
+            v[0],
+            v[v.len() - 1]
+        );
+    }
+    o
+}
+
 /// The table printed at the end of a run.
 pub fn table(a: &Analysis, timings: &[(&'static str, Duration)]) -> String {
     let mut o = String::new();
@@ -750,6 +784,28 @@ ok 2 pagemap_ioctl # SKIP
         );
         assert!(
             table.contains("regressions (pass -> not pass): 1"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn suite_times_in_run_order() {
+        let t = "KTAP version 1\n  # a: 1 ms nested, ignored\n# a: 30 ms exit=0\nok 1 a\n# b: 10 ms exit=0\nok 2 b\n# a: 20 ms exit=0\nok 3 a\n# a: 10 ms exit=0\n";
+        let v = suite_times(t);
+        assert_eq!(
+            v,
+            [
+                ("a".into(), 30),
+                ("b".into(), 10),
+                ("a".into(), 20),
+                ("a".into(), 10)
+            ]
+        );
+        let table = timing_table(&v);
+        assert!(
+            table.contains(
+                "a                            runs  3  median     20  min     10  max     30"
+            ),
             "{table}"
         );
     }
