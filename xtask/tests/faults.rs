@@ -152,7 +152,10 @@ fn hung_suite_times_out_and_the_run_goes_on() {
         ktap.contains("not ok 1 pagemap_ioctl # TIMEOUT 1 seconds"),
         "{ktap}"
     );
-    assert!(ktap.contains("ok 2 soft-dirty"), "{ktap}");
+    // soft-dirty ran after the timeout: its own results are there (its verdict on
+    // 6.12 is `not ok`, because of test_merge; that it ran is what matters here).
+    assert!(ktap.contains("# Subtest: soft-dirty"), "{ktap}");
+    assert!(ktap.contains("  ok 1 Test test_simple"), "{ktap}");
     assert!(ktap.contains("# exit=1"), "{ktap}");
     assert_eq!(
         o.status.code(),
