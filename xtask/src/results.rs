@@ -120,7 +120,8 @@ fn reason_of(t: &Test) -> String {
 }
 
 /// Judges the parsed results of one run against a target's expectations.
-pub fn analyse(root: &Test, target: &Target, console: &str) -> Analysis {
+/// Judges the suites that ran (`suites`, in run order; a repeated one once).
+pub fn analyse(root: &Test, target: &Target, suites: &[String], console: &str) -> Analysis {
     let mut a = Analysis::default();
     (a.console_problems, a.panicked) = scan_console(console);
     a.guest_exit = root
@@ -140,9 +141,10 @@ pub fn analyse(root: &Test, target: &Target, console: &str) -> Analysis {
         .iter()
         .map(|e| format!("results line {}: {}", e.line, e.message))
         .collect();
-    for name in target.suite_order() {
-        let expect = target.suites.get(&name).cloned().unwrap_or_default();
-        let (summary, tests) = judge_suite(&name, root.subtest(&name), &expect, root);
+    let mut done = std::collections::BTreeSet::new();
+    for name in suites.iter().filter(|n| done.insert(n.as_str())) {
+        let expect = target.suites.get(name).cloned().unwrap_or_default();
+        let (summary, tests) = judge_suite(name, root.subtest(name), &expect, root);
         a.suites.push(summary);
         a.tests.extend(tests);
     }
@@ -670,7 +672,7 @@ ok 2 pagemap_ioctl # SKIP
     fn unexpected_fail_and_skip_are_mismatches() {
         let t =
             target("      soft-dirty: {}\n      pagemap_ioctl: { skip_suite: 'added in 6.7' }\n");
-        let a = analyse(&ktap::parse(RUN), &t, "");
+        let a = analyse(&ktap::parse(RUN), &t, &t.suite_order(), "");
         assert_eq!(a.guest_exit, Some(1));
         assert_eq!(guest_clocksource(&a).as_deref(), Some("tsc"));
         assert!(!a.cut_short);
@@ -690,7 +692,7 @@ ok 2 pagemap_ioctl # SKIP
         let t = target(
             "      soft-dirty:\n        fail: { 'Test test_vma_reuse reused memory location': 'a known bug' }\n        skip: { 'Test test_hugepage huge page allocation': 'no THP' }\n      pagemap_ioctl: { skip_suite: 'added in 6.7' }\n",
         );
-        let a = analyse(&ktap::parse(RUN), &t, "");
+        let a = analyse(&ktap::parse(RUN), &t, &t.suite_order(), "");
         assert_eq!(a.mismatches(), 0, "{:?}", a.suites);
         assert_eq!(a.exit(false), Exit::Ok);
         let j = junit("t", &a);
@@ -703,7 +705,7 @@ ok 2 pagemap_ioctl # SKIP
         let caught = target(
             "      soft-dirty:\n        broken: 'test data'\n        fail: { 'Test test_vma_reuse reused memory location': 'must fail' }\n        skip: { 'Test test_hugepage huge page allocation': 'no THP' }\n      pagemap_ioctl: { skip_suite: x }\n",
         );
-        let a = analyse(&ktap::parse(RUN), &caught, "");
+        let a = analyse(&ktap::parse(RUN), &caught, &caught.suite_order(), "");
         assert_eq!(a.mismatches(), 0, "{:?}", a.suites);
         // The same expectation on a kernel where everything passes is a mismatch.
         let clean = RUN
@@ -712,7 +714,7 @@ ok 2 pagemap_ioctl # SKIP
                 "  ok 2 Test test_vma_reuse",
             )
             .replace("not ok 1 soft-dirty", "ok 1 soft-dirty");
-        let a = analyse(&ktap::parse(&clean), &caught, "");
+        let a = analyse(&ktap::parse(&clean), &caught, &caught.suite_order(), "");
         let all = a.suites[0].mismatches.join("\n");
         assert!(
             all.contains("reused memory location passed on a kernel broken on purpose, must fail"),
@@ -726,7 +728,7 @@ ok 2 pagemap_ioctl # SKIP
         let t = target(
             "      soft-dirty:\n        fail: { 'Test gone': 'x' }\n      pagemap_ioctl: {}\n",
         );
-        let a = analyse(&ktap::parse(RUN), &t, "");
+        let a = analyse(&ktap::parse(RUN), &t, &t.suite_order(), "");
         let all = a
             .suites
             .iter()
@@ -745,7 +747,7 @@ ok 2 pagemap_ioctl # SKIP
         let cut = RUN.split("# soft-dirty").next().unwrap();
         let console = "[    1.0] ok\n[    2.0] Kernel panic - not syncing: Attempted to kill init!\n[    2.1] CPU: 0\n";
         let t = target("      soft-dirty: {}\n      pagemap_ioctl: {}\n");
-        let a = analyse(&ktap::parse(cut), &t, console);
+        let a = analyse(&ktap::parse(cut), &t, &t.suite_order(), console);
         assert!(a.panicked && a.cut_short);
         assert_eq!(a.exit(false), Exit::Crash);
         assert!(a.console_problems[0].contains("Attempted to kill init"));
@@ -755,7 +757,7 @@ ok 2 pagemap_ioctl # SKIP
     #[test]
     fn compare_counts_suite_skips_and_flags_regressions() {
         let t = target("      soft-dirty: {}\n      pagemap_ioctl: {}\n");
-        let base = analyse(&ktap::parse(RUN), &t, "");
+        let base = analyse(&ktap::parse(RUN), &t, &t.suite_order(), "");
         let with_text = RUN
             .replace(
                 "  1..0 # SKIP PAGEMAP_SCAN not supported\n",
@@ -763,7 +765,7 @@ ok 2 pagemap_ioctl # SKIP
             )
             .replace("ok 2 pagemap_ioctl # SKIP", "ok 2 pagemap_ioctl")
             .replace("  ok 1 Test test_simple", "  not ok 1 Test test_simple");
-        let with = analyse(&ktap::parse(&with_text), &t, "");
+        let with = analyse(&ktap::parse(&with_text), &t, &t.suite_order(), "");
         let ch = compare(&base, &with);
         assert!(
             ch.contains(&Change {

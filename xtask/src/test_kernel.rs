@@ -122,7 +122,7 @@ pub fn parse_offline(results: &Path, target: Option<&str>, console: Option<&Path
         .map(std::fs::read_to_string)
         .transpose()?
         .unwrap_or_default();
-    let a = results::analyse(&ktap::parse(&text), t, &con);
+    let a = results::analyse(&ktap::parse(&text), t, &t.suite_order(), &con);
     print!("{}", results::table(&a, &[]));
     Ok(a.exit(false))
 }
@@ -372,7 +372,7 @@ pub fn run_target(t: &Target, o: &Options) -> Result<(Exit, Analysis)> {
     let console =
         String::from_utf8_lossy(&std::fs::read(&vm.console_log).unwrap_or_default()).to_string();
     let root = ktap::parse(&text);
-    let a = results::analyse(&root, t, &console);
+    let a = results::analyse(&root, t, &suites, &console);
     if o.require_kvm {
         // The guest's own word: its clocksource is kvm-clock only under KVM.
         let cs = results::guest_clocksource(&a);

@@ -126,22 +126,23 @@ fn guest_panic_exits_3_quoting_the_panic() {
 }
 
 #[test]
-#[ignore = "boots the v6.12 kernel; run by .ci/run"]
+#[ignore = "boots the v6.1 kernel; run by .ci/run"]
 fn hung_suite_times_out_and_the_run_goes_on() {
     let out = tempfile::tempdir().unwrap();
-    // pagemap_ioctl takes several seconds under TCG; with a 1 s limit the init
-    // must kill it, report TIMEOUT, and still run soft-dirty after it.
+    // On v6.1 under TCG soft-dirty takes about 9 s and pagemap_ioctl skips at once
+    // (no PAGEMAP_SCAN): with a 2 s limit the init must kill soft-dirty, report
+    // TIMEOUT, and still run pagemap_ioctl after it.
     let o = xtask(
         &[
             "test-kernel",
             "--target",
-            "v6.12",
+            "v6.1",
             "--accel",
             "tcg",
             "--suites",
-            "pagemap_ioctl,soft-dirty",
+            "soft-dirty,pagemap_ioctl",
             "--suite-timeout",
-            "1",
+            "2",
             "--out",
             out.path().to_str().unwrap(),
         ],
@@ -149,18 +150,20 @@ fn hung_suite_times_out_and_the_run_goes_on() {
     );
     let ktap = std::fs::read_to_string(out.path().join("results.ktap")).unwrap();
     assert!(
-        ktap.contains("not ok 1 pagemap_ioctl # TIMEOUT 1 seconds"),
+        ktap.contains("not ok 1 soft-dirty # TIMEOUT 2 seconds"),
         "{ktap}"
     );
-    // soft-dirty ran after the timeout: its own results are there (its verdict on
-    // 6.12 is `not ok`, because of test_merge; that it ran is what matters here).
-    assert!(ktap.contains("# Subtest: soft-dirty"), "{ktap}");
-    assert!(ktap.contains("  ok 1 Test test_simple"), "{ktap}");
+    assert!(ktap.contains("ok 2 pagemap_ioctl # SKIP"), "{ktap}");
     assert!(ktap.contains("# exit=1"), "{ktap}");
     assert_eq!(
         o.status.code(),
         Some(1),
         "a timeout is an unexpected result"
+    );
+    let t = text(&o);
+    assert!(
+        t.contains("soft-dirty: TIMEOUT"),
+        "the summary names it: {t}"
     );
 }
 
