@@ -199,7 +199,8 @@ pub fn tarball(tb: &Tarball) -> Result<Tree> {
     std::fs::create_dir_all(&downloads)?;
     let base = tb.url.rsplit('/').next().unwrap_or("download").to_string();
     let want = tb.sha256.to_ascii_lowercase();
-    let file = downloads.join(format!("{}-{base}", &want[..16]));
+    // Keyed by the whole checksum: a sum that differs in any digit is another entry.
+    let file = downloads.join(format!("{want}-{base}"));
     if !file.exists() {
         eprintln!("    downloading {}", tb.url);
         let part = tempfile::NamedTempFile::new_in(&downloads)?;
@@ -221,7 +222,7 @@ pub fn tarball(tb: &Tarball) -> Result<Tree> {
         part.persist(&file)
             .map_err(|e| anyhow::anyhow!("keeping download: {e}"))?;
     }
-    let stem = format!("url-{}", &want[..16]);
+    let stem = format!("url-{want}");
     let path = if base.ends_with(".deb") {
         unpack_deb(&file, &stem)?
     } else {

@@ -50,9 +50,17 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// 6.12.117 lacks the 6.19 soft-dirty merge fix (as configs/targets.yaml says).
+const MERGE_FIX: &str =
+    "          'Test test_merge-anon soft-dirty after remap merge 1st pg': lacks the 6.19 merge fix
+          'Test test_merge-anon soft-dirty after remap merge 2nd pg': lacks the 6.19 merge fix
+          'Test test_merge-anon soft-dirty after mprotect merge 1st pg': lacks the 6.19 merge fix
+          'Test test_merge-anon soft-dirty after mprotect merge 2nd pg': lacks the 6.19 merge fix
+";
+
 fn targets_yaml(url: &str, sha: &str) -> String {
     format!(
-        "default: loop\ntargets:\n  - name: loop\n    description: tarball over loopback HTTP\n    source:\n      tarball: {{ url: '{url}', sha256: {sha} }}\n    configs: [boot.config, mm-selftests.config]\n    suites:\n      soft-dirty: {{}}\n"
+        "default: loop\ntargets:\n  - name: loop\n    description: tarball over loopback HTTP\n    source:\n      tarball: {{ url: '{url}', sha256: {sha} }}\n    configs: [boot.config, mm-selftests.config]\n    suites:\n      soft-dirty:\n        fail:\n{MERGE_FIX}"
     )
 }
 
@@ -120,7 +128,7 @@ fn tarball_over_http_is_verified_and_built() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with(&wrong[..16]) || n.starts_with(".tmp"))
+        .filter(|n| n.starts_with(&wrong) || n.starts_with(".tmp"))
         .collect();
     assert!(kept.is_empty(), "left in the cache: {kept:?}");
 
@@ -131,7 +139,7 @@ fn tarball_over_http_is_verified_and_built() {
     let o = run(&t, &out);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("tarball {url}")), "{err}");
-    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(o.status.code(), Some(0), "{err}");
     let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
     assert!(summary.contains("\"kernel\": \"6.12.117\""), "{summary}");
 }
