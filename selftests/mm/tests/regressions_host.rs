@@ -93,8 +93,10 @@ fn regressions_on_host_kernel() {
     }
     assert_eq!(names(&doc), NAMES, "{out}");
     let c = doc.counts();
-    assert_eq!(c.failures(), 0, "not ok on the host kernel:\n{out}");
-    assert_eq!(code, ktap::KSFT_PASS, "{out}");
+    if !common::kernel_may_fail(SUITE.name, c.failures(), &out) {
+        assert_eq!(c.failures(), 0, "not ok on the host kernel:\n{out}");
+        assert_eq!(code, ktap::KSFT_PASS, "{out}");
+    }
 
     // Skips must name their cause, and only what the host lacks may skip.
     let sd = mm::probe::softdirty_supported().expect("soft-dirty probe");

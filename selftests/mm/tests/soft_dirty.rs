@@ -81,10 +81,13 @@ fn soft_dirty_on_host_kernel() {
         .filter(|t| t.status.is_failure())
         .map(|t| t.number)
         .collect();
-    assert!(
-        failed.iter().all(|n| (16..=19).contains(n)),
-        "not ok on a soft-dirty kernel:\n{out}"
-    );
+    let unexplained = failed.iter().filter(|n| !(16..=19).contains(*n)).count() as u32;
+    if !common::kernel_may_fail(SUITE.name, unexplained, &out) {
+        assert!(
+            failed.iter().all(|n| (16..=19).contains(n)),
+            "not ok on a soft-dirty kernel:\n{out}"
+        );
+    }
     if failed.is_empty() {
         assert_eq!(code, 0, "{out}");
     } else {

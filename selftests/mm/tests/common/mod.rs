@@ -6,6 +6,27 @@
 use ktap::{Status, Test};
 use std::process::Command;
 
+/// On a host kernel nobody chose (a CI runner's), a `not ok` may be that kernel's
+/// verdict: it lacks a fix the suite checks. With `MM_HOST_KERNEL_MAY_FAIL=1` the
+/// host tests print such failures instead of failing on them; every other check
+/// (well formed, plan, names, Totals, exit code, explained results) still holds.
+/// Unset (this project's CI, whose host kernel is known), any `not ok` fails.
+pub fn kernel_may_fail(suite: &str, failures: u32, out: &str) -> bool {
+    if failures == 0 || std::env::var_os("MM_HOST_KERNEL_MAY_FAIL").is_none() {
+        return false;
+    }
+    eprintln!(
+        "{suite}: {failures} not ok on this host kernel, tolerated (MM_HOST_KERNEL_MAY_FAIL):"
+    );
+    for l in out
+        .lines()
+        .filter(|l| l.starts_with("not ok") || l.starts_with("# "))
+    {
+        eprintln!("  {l}");
+    }
+    true
+}
+
 /// What [`well_formed`] requires of one suite's output beyond the common checks.
 pub struct Suite {
     /// The binary's name, for messages.
