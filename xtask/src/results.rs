@@ -484,10 +484,21 @@ impl Change {
 
 /// Per-test statuses of a run; a suite skipped as a whole counts its tests from the
 /// other run as SKIP, a suite that never reported as CRASHED.
+/// Upstream repeats some test names; the n-th repeat is keyed `name [n]`.
 fn statuses(a: &Analysis) -> BTreeMap<(String, String), String> {
+    let mut seen: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     a.tests
         .iter()
-        .map(|t| ((t.suite.clone(), t.name.clone()), t.status.clone()))
+        .map(|t| {
+            let n = seen.entry((&t.suite, &t.name)).or_insert(0);
+            *n += 1;
+            let name = if *n == 1 {
+                t.name.clone()
+            } else {
+                format!("{} [{n}]", t.name)
+            };
+            ((t.suite.clone(), name), t.status.clone())
+        })
         .collect()
 }
 

@@ -188,14 +188,37 @@ fn compare_base(t: &Target, o: &Options) -> Result<Exit> {
         )));
     }
     let (code, with) = run_target(t, o)?;
+    // Upstream's C programs come from the tree under test: the base tree may not
+    // have them (the series adds pagemap_ioctl.c to 6.1), so the base runs the Rust
+    // suites, and only those are compared.
+    let ran: Vec<String> = if o.suites.is_empty() {
+        t.suite_order()
+    } else {
+        o.suites.clone()
+    };
+    let rust_suites: Vec<String> = ran.into_iter().filter(|s| !s.ends_with(".c")).collect();
     let base_opts = Options {
         no_series: true,
         series: None,
+        suites: rust_suites.clone(),
         out: o.out.as_ref().map(|d| d.join("base")),
         ..o.clone()
     };
     eprintln!("==> --compare-base: the same target without its series");
     let (_, base) = run_target(t, &base_opts)?;
+    let with = results::Analysis {
+        tests: with
+            .tests
+            .into_iter()
+            .filter(|x| rust_suites.contains(&x.suite))
+            .collect(),
+        suites: with
+            .suites
+            .into_iter()
+            .filter(|x| rust_suites.contains(&x.name))
+            .collect(),
+        ..with
+    };
     let changes = results::compare(&base, &with);
     println!(
         "
@@ -256,12 +279,9 @@ pub fn run_target(t: &Target, o: &Options) -> Result<(Exit, Analysis)> {
         .map(|c| project_root().join("configs").join(c))
         .collect();
     fragments.extend(o.extra_configs.iter().cloned());
-    let build_name = if o.no_series {
-        format!("{}-base", t.name)
-    } else {
-        t.name.clone()
-    };
-    let bd = build::plan(&tree, &build_name, &fragments)?;
+    // Named by kernel version: the key tells contents apart, so a target's base
+    // (`--no-series`, `--compare-base`) reuses the plain target's build.
+    let bd = build::plan(&tree, &format!("linux-{version}"), &fragments)?;
     let kernel = if build::up_to_date(&tree, &bd) {
         eprintln!("==> build: unchanged, reusing {}", bd.dir.display());
         build::bzimage(&bd.dir)
