@@ -96,16 +96,9 @@ pub struct Pagemap {
 }
 
 /// The category set vm_util's `__pagemap_scan_get_categories` asks for.
-pub const VM_UTIL_CATEGORIES: Categories = Categories(
-    uapi::PAGE_IS_WPALLOWED
-        | uapi::PAGE_IS_WRITTEN
-        | uapi::PAGE_IS_FILE
-        | uapi::PAGE_IS_PRESENT
-        | uapi::PAGE_IS_SWAPPED
-        | uapi::PAGE_IS_PFNZERO
-        | uapi::PAGE_IS_HUGE
-        | uapi::PAGE_IS_SOFT_DIRTY,
-);
+/// (the 6.7 set plus SOFT_DIRTY).
+pub const VM_UTIL_CATEGORIES: Categories =
+    Categories(Categories::BASE.0 | uapi::PAGE_IS_SOFT_DIRTY);
 
 impl Pagemap {
     /// Opens `/proc/self/pagemap` read-only.
