@@ -86,7 +86,7 @@ fn make(tree: &Path, bd: &Path) -> duct::Expression {
         format!("O={}", bd.display()),
         "ARCH=x86_64".into(),
     ];
-    if which("ccache") {
+    if crate::hosttools::present("ccache") {
         args.push("CC=ccache gcc".into());
     }
     duct::cmd("make", args)
@@ -95,12 +95,6 @@ fn make(tree: &Path, bd: &Path) -> duct::Expression {
         .env("KBUILD_BUILD_USER", "harness")
         .env("KBUILD_BUILD_HOST", "harness")
         .env("KBUILD_BUILD_VERSION", "1")
-}
-
-fn which(prog: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
-        .unwrap_or(false)
 }
 
 /// tinyconfig + fragments + olddefconfig; fails listing every dropped option.

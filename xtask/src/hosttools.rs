@@ -77,7 +77,8 @@ const TOOLS: &[Tool] = &[
     },
 ];
 
-fn present(probe: &str) -> bool {
+/// A program on PATH, or an absolute file that exists.
+pub fn present(probe: &str) -> bool {
     if probe.starts_with('/') {
         return Path::new(probe).exists();
     }

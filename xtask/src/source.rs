@@ -74,14 +74,13 @@ fn local(p: &Path) -> Result<Tree> {
 
 /// `apt-cache show` fields of the candidate version.
 fn apt_candidate(sh: &Shell, spec: &str) -> Result<(String, String)> {
-    let pkg = spec;
     let out = cmd!(sh, "apt-cache show --no-all-versions {spec}")
         .quiet()
         .ignore_stderr()
         .read()
         .map_err(|_| {
             setup_error(format!(
-                "source: Debian package {pkg} is unknown to apt (try `apt-get update`)"
+                "source: Debian package {spec} is unknown to apt (try `apt-get update`)"
             ))
         })?;
     let field = |name: &str| {
@@ -95,7 +94,7 @@ fn apt_candidate(sh: &Shell, spec: &str) -> Result<(String, String)> {
             Ok((v, file))
         }
         _ => Err(setup_error(format!(
-            "source: apt-cache show {pkg}: no Version/Filename"
+            "source: apt-cache show {spec}: no Version/Filename"
         ))),
     }
 }
