@@ -140,12 +140,6 @@ pub const TOOLS: &[Tool] = &[
         files: &[],
         why: "cargo test's cross-check of the Rust newc writer",
     },
-    Tool {
-        package: "git",
-        programs: &["git"],
-        files: &[],
-        why: "a maintainer's own tree",
-    },
 ];
 
 /// Debian's Essential packages (and the shells) whose programs the kernel build
@@ -192,9 +186,7 @@ pub fn which(program: &str) -> Option<PathBuf> {
 pub fn missing() -> Vec<&'static str> {
     TOOLS
         .iter()
-        .filter(|t| {
-            t.programs.iter().any(|p| !present(p)) || t.files.iter().any(|f| !present(f))
-        })
+        .filter(|t| t.programs.iter().any(|p| !present(p)) || t.files.iter().any(|f| !present(f)))
         .map(|t| t.package)
         .collect()
 }
@@ -224,10 +216,7 @@ pub fn ensure() -> Result<()> {
         )));
     }
     let st = crate::util::Stage::start("host tools", format!("apt-get install {}", pkgs.join(" ")));
-    let apt = |args: &[&str]| {
-        duct::cmd("apt-get", args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-    };
+    let apt = |args: &[&str]| duct::cmd("apt-get", args).env("DEBIAN_FRONTEND", "noninteractive");
     crate::util::run_captured(apt(&["update", "-q"]), "host tools: apt-get update", 20)?;
     let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
     args.extend(pkgs.iter().copied());
@@ -254,7 +243,10 @@ pub fn ensure() -> Result<()> {
 pub fn reduced_path(dir: &Path, drop: &[String]) -> Result<Vec<String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut programs: BTreeSet<(String, PathBuf)> = BTreeSet::new();
-    for t in TOOLS.iter().filter(|t| !drop.iter().any(|d| d == t.package)) {
+    for t in TOOLS
+        .iter()
+        .filter(|t| !drop.iter().any(|d| d == t.package))
+    {
         for p in t.programs {
             let at = which(p).ok_or_else(|| {
                 setup_error(format!(
@@ -265,7 +257,10 @@ pub fn reduced_path(dir: &Path, drop: &[String]) -> Result<Vec<String>> {
             programs.insert((p.to_string(), at));
         }
     }
-    for pkg in BASE_PACKAGES.iter().filter(|p| !drop.iter().any(|d| d == *p)) {
+    for pkg in BASE_PACKAGES
+        .iter()
+        .filter(|p| !drop.iter().any(|d| d == *p))
+    {
         let list = duct::cmd!("dpkg", "-L", pkg)
             .stderr_null()
             .read()
@@ -276,7 +271,11 @@ pub fn reduced_path(dir: &Path, drop: &[String]) -> Result<Vec<String>> {
                 .iter()
                 .any(|d| path.parent() == Some(Path::new(d)));
             if in_bin && path.exists() {
-                let name = path.file_name().expect("a file").to_string_lossy().to_string();
+                let name = path
+                    .file_name()
+                    .expect("a file")
+                    .to_string_lossy()
+                    .to_string();
                 programs.insert((name, path.to_path_buf()));
             }
         }
@@ -296,6 +295,47 @@ pub fn reduced_path(dir: &Path, drop: &[String]) -> Result<Vec<String>> {
         names.push(name);
     }
     Ok(names)
+}
+
+/// `cargo xtask host-tools`.
+pub fn main(reduced: Option<&Path>, drop: &[String], install: bool) -> Result<crate::util::Exit> {
+    if install {
+        ensure()?;
+    }
+    if let Some(dir) = reduced {
+        let names = reduced_path(dir, drop)?;
+        eprintln!("{} programs linked into {}", names.len(), dir.display());
+        return Ok(crate::util::Exit::Ok);
+    }
+    let missing = missing();
+    for t in TOOLS {
+        let state = if missing.contains(&t.package) {
+            "MISSING"
+        } else {
+            "ok"
+        };
+        let what: Vec<&str> = t.programs.iter().chain(t.files).copied().collect();
+        println!(
+            "{:<16} {:<8} {}  ({})",
+            t.package,
+            state,
+            what.join(" "),
+            t.why
+        );
+    }
+    println!(
+        "assumed present: the programs of {} (Essential), and {} (Rust)",
+        BASE_PACKAGES.join(", "),
+        RUST_PROGRAMS.join(", ")
+    );
+    if !missing.is_empty() {
+        println!(
+            "install the missing ones with:\n    {}",
+            install_command(&missing, unsafe { libc::geteuid() } != 0)
+        );
+        return Ok(crate::util::Exit::Setup);
+    }
+    Ok(crate::util::Exit::Ok)
 }
 
 #[cfg(test)]
@@ -330,7 +370,11 @@ mod tests {
         let mut seen = BTreeSet::new();
         for t in TOOLS {
             assert!(seen.insert(t.package), "{} listed twice", t.package);
-            assert!(!t.programs.is_empty() || !t.files.is_empty(), "{}", t.package);
+            assert!(
+                !t.programs.is_empty() || !t.files.is_empty(),
+                "{}",
+                t.package
+            );
         }
     }
 }

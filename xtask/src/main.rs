@@ -49,6 +49,19 @@ enum Cmd {
     /// Build the kernel after each patch of a series (bisectability) and run
     /// checkpatch.pl on every patch.
     CheckSeries(check_series::Options),
+    /// The declared host tools: list them, install what is missing, or make a PATH
+    /// directory holding only them (the completeness test's host).
+    HostTools {
+        /// Fill this directory with links to the declared programs and nothing else.
+        #[arg(long)]
+        reduced_path: Option<PathBuf>,
+        /// With --reduced-path: leave out this package's programs (repeatable).
+        #[arg(long)]
+        drop: Vec<String>,
+        /// Install what is missing (as root; else print the command).
+        #[arg(long)]
+        install: bool,
+    },
     /// Judge a saved results.ktap (and console.log) against a target, offline.
     Parse {
         /// The results file (results.ktap of an earlier run).
@@ -68,6 +81,11 @@ fn main() -> ExitCode {
             let name = o.target.clone().unwrap_or_else(|| m.default.clone());
             check_series::main(o, m.get(&name)?)
         }),
+        Cmd::HostTools {
+            reduced_path,
+            drop,
+            install,
+        } => hosttools::main(reduced_path.as_deref(), &drop, install),
         Cmd::ListTargets { json } => test_kernel::list_targets(json),
         Cmd::Parse {
             results,

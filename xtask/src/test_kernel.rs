@@ -60,6 +60,11 @@ pub struct Options {
     /// Write the run's files here instead of target/test-kernel/<target>/<time>.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Build in this directory instead of the cached one under target/kernel/build
+    /// (created if missing; ccache still serves). The host-tool and fault tests build
+    /// from an empty directory with it.
+    #[arg(long)]
+    pub build_dir: Option<PathBuf>,
     /// Read the matrix from this file instead of configs/targets.yaml.
     #[arg(long)]
     pub targets: Option<PathBuf>,
@@ -281,7 +286,10 @@ pub fn run_target(t: &Target, o: &Options) -> Result<(Exit, Analysis)> {
     fragments.extend(o.extra_configs.iter().cloned());
     // Named by kernel version: the key tells contents apart, so a target's base
     // (`--no-series`, `--compare-base`) reuses the plain target's build.
-    let bd = build::plan(&tree, &format!("linux-{version}"), &fragments)?;
+    let mut bd = build::plan(&tree, &format!("linux-{version}"), &fragments)?;
+    if let Some(d) = &o.build_dir {
+        bd.dir = std::path::absolute(d)?;
+    }
     let kernel = if build::up_to_date(&tree, &bd) {
         eprintln!("==> build: unchanged, reusing {}", bd.dir.display());
         build::bzimage(&bd.dir)

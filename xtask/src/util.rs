@@ -107,6 +107,42 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
 /// Builds a directory under a temporary name next to `dest` and renames it into
 /// place only when `fill` succeeded, so that a cache never holds a half-made entry.
 /// A leftover temporary directory from an interrupted run is removed first.
+/// A step that writes into a directory it does not own alone (a build directory): it
+/// counts as done only when its stamp file holds the step's key. The stamp is removed
+/// before the step runs and written after it succeeded, so a step that failed or was
+/// interrupted half-way is redone by the next run, never taken as done.
+pub struct Step {
+    stamp: PathBuf,
+    key: String,
+}
+
+impl Step {
+    pub fn new(dir: &Path, name: &str, key: &str) -> Step {
+        Step {
+            stamp: dir.join(format!("harness.{name}.stamp")),
+            key: key.to_string(),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        std::fs::read_to_string(&self.stamp).ok().as_deref() == Some(self.key.as_str())
+    }
+
+    /// Runs `f` unless the step is done; marks it done only if `f` succeeded.
+    pub fn run(&self, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+        if self.is_done() {
+            return Ok(());
+        }
+        match std::fs::remove_file(&self.stamp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        f()?;
+        std::fs::write(&self.stamp, &self.key)?;
+        Ok(())
+    }
+}
+
 pub fn publish_dir(
     dest: &Path,
     fill: impl FnOnce(&Path) -> anyhow::Result<()>,
@@ -258,6 +294,32 @@ mod tests {
         let b = Key::new("t").str("ab", "c").hex();
         assert_ne!(a, b);
         assert_eq!(a, Key::new("t").str("a", "bc").hex());
+    }
+
+    #[test]
+    fn a_failed_step_is_redone_and_a_done_one_is_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let step = Step::new(tmp.path(), "x", "key1");
+        let mut runs = 0;
+        let e = step.run(|| {
+            runs += 1;
+            anyhow::bail!("the tool exited 1")
+        });
+        assert!(e.is_err() && !step.is_done());
+        step.run(|| {
+            runs += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert!(step.is_done());
+        step.run(|| {
+            runs += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(runs, 2, "the failed run is redone, the done one is not");
+        // Another key (another tree or config) is not done.
+        assert!(!Step::new(tmp.path(), "x", "key2").is_done());
     }
 
     #[test]
