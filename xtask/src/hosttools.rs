@@ -140,6 +140,12 @@ pub const TOOLS: &[Tool] = &[
         files: &[],
         why: "cargo test's cross-check of the Rust newc writer",
     },
+    Tool {
+        package: "git",
+        programs: &["git"],
+        files: &[],
+        why: "a maintainer's own tree and branch (--tree --commits): format-patch, archive",
+    },
 ];
 
 /// Debian's Essential packages (and the shells) whose programs the kernel build

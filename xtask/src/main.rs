@@ -6,6 +6,8 @@
 
 mod build;
 mod check_series;
+#[allow(dead_code)] // reason: wired into the run plan (`--commits`) once it lands
+mod git;
 mod hosttools;
 mod initramfs;
 mod kconfig;
