@@ -182,6 +182,7 @@ pub fn publish_dir(
 /// An exclusive advisory lock (flock) on `path`, held until the value is dropped.
 /// Two runs at once share caches: the source, series and build stages take this
 /// lock, so they wait for each other instead of writing the same directory.
+// reason: the file is held only for its flock, released when the Lock drops.
 pub struct Lock(#[allow(dead_code)] std::fs::File);
 
 pub fn lock(path: &Path) -> anyhow::Result<Lock> {
