@@ -54,13 +54,26 @@ pub fn plan(tree: &Tree, name: &str, fragments: &[PathBuf]) -> Result<BuildDir> 
     for (o, t) in &texts {
         ck.str(o, t);
     }
+    let cc = compiler_id();
+    // One build directory per working copy and config: every series of a kernel
+    // version builds incrementally in the same one (only what changed is rebuilt).
+    let mut dk = Key::new("build-dir");
+    // The pristine source is part of it: another source of the same version (a git
+    // commit instead of Debian's package) has other files with older mtimes, which
+    // make would not rebuild.
+    let source = tree.key.split("+series:").next().unwrap_or(&tree.key);
+    dk.str("path", &tree.path.display().to_string())
+        .str("source", source)
+        .str("config", &ck.hex())
+        .str("cc", &cc);
+    // What a finished build there was built from: an unchanged rerun builds nothing.
     let mut k = Key::new("build");
     k.str("tree", &tree.key)
         .str("config", &ck.hex())
-        .str("cc", &compiler_id());
+        .str("cc", &cc);
     let dir = target_dir()
         .join("kernel/build")
-        .join(format!("{name}-{}", k.short()));
+        .join(format!("{name}-{}", dk.short()));
     Ok(BuildDir {
         dir,
         key: k.hex(),
@@ -99,10 +112,14 @@ fn make(tree: &Path, bd: &Path) -> duct::Expression {
 
 /// tinyconfig + fragments + olddefconfig; fails listing every dropped option.
 pub fn configure(tree: &Tree, bd: &BuildDir) -> Result<()> {
+    start_afresh_if_other_generation(tree, &bd.dir)?;
     std::fs::create_dir_all(&bd.dir)?;
     let stamp = bd.dir.join("harness.config-stamp");
+    // The fragments and every Kconfig file of the tree: a series that changes a
+    // Kconfig file is configured (and its requests verified) again.
+    let config_key = format!("{}+{}", bd.config_key, kconfig_digest(&tree.path));
     if bd.dir.join(".config").exists()
-        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(bd.config_key.as_str())
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(config_key.as_str())
     {
         return Ok(());
     }
@@ -133,8 +150,66 @@ pub fn configure(tree: &Tree, bd: &BuildDir) -> Result<()> {
         let _ = std::fs::rename(&dot, bd.dir.join(".config.rejected"));
         return Err(kconfig::dropped_error(&tree.path, &dropped));
     }
-    std::fs::write(&stamp, &bd.config_key)?;
+    std::fs::write(&stamp, &config_key)?;
     Ok(())
+}
+
+/// The working copy's generation (series.rs): a build directory holds objects made
+/// from one generation of the copy; a recreated copy has files whose mtimes may be
+/// older than those objects, so the directory is emptied and built again (ccache
+/// serves the compiler). A tree without a generation (a developer's tree built in
+/// place) is tracked by make alone.
+fn start_afresh_if_other_generation(tree: &Tree, dir: &Path) -> Result<()> {
+    let Some(entry) = tree.path.parent() else {
+        return Ok(());
+    };
+    let Ok(generation) = std::fs::read_to_string(entry.join("generation")) else {
+        return Ok(());
+    };
+    let mark = dir.join("harness.generation");
+    let built = std::fs::read_to_string(&mark).ok();
+    if built.as_deref() == Some(generation.as_str()) {
+        return Ok(());
+    }
+    if built.is_some() || dir.join(".config").exists() {
+        eprintln!(
+            "    build: the working copy was recreated; starting {} afresh",
+            dir.display()
+        );
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(&mark, generation)?;
+    Ok(())
+}
+
+/// A digest of every `Kconfig*` file of a tree (about 1,700 files: well under a second).
+fn kconfig_digest(tree: &Path) -> String {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                if !name.starts_with('.') && name != "Documentation" && name != "tools" {
+                    walk(&e.path(), out);
+                }
+            } else if name.starts_with("Kconfig") {
+                out.push(e.path());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(tree, &mut files);
+    files.sort();
+    let mut k = Key::new("kconfig-files");
+    for f in &files {
+        k.part(
+            &f.strip_prefix(tree).unwrap_or(f).display().to_string(),
+            &std::fs::read(f).unwrap_or_default(),
+        );
+    }
+    k.hex()
 }
 
 /// Runs `make bzImage`, logging to build.log and showing progress.

@@ -207,13 +207,60 @@ pub fn apply_one(dir: &Path, patch: &Patch) -> Result<()> {
     )))
 }
 
-/// A patched tree for (source, series), reused while both are unchanged.
+/// Every path a patch reads or writes: `--- a/X`, `+++ b/X`, git's rename/copy lines.
+pub fn touched_files(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("+++ b/")
+                .or_else(|| l.strip_prefix("--- a/"))
+                .or_else(|| l.strip_prefix("rename from "))
+                .or_else(|| l.strip_prefix("rename to "))
+                .or_else(|| l.strip_prefix("copy from "))
+                .or_else(|| l.strip_prefix("copy to "))
+        })
+        .map(|p| p.split('\t').next().unwrap_or(p).trim().to_string())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// A file's state before the working copy changes: its content and mtime.
+struct Before {
+    data: Option<Vec<u8>>,
+    mtime: Option<std::time::SystemTime>,
+}
+
+fn before(path: &Path) -> Before {
+    Before {
+        data: std::fs::read(path).ok(),
+        mtime: std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+    }
+}
+
+/// A patched tree for (source, series), at one stable path per kernel version.
 ///
-/// The tree lives at a stable path per kernel version (`target/kernel/trees/<version>`),
-/// recreated from the pristine source whenever the series changes: ccache's direct
-/// mode hashes the compiler's -I paths, so a stable path lets every series on the
-/// same base hit the cache for the files it does not touch.
+/// The working copy lives at `target/kernel/trees/linux-<version>/tree`: ccache's
+/// direct mode hashes the compiler's -I paths, so a stable path lets every series on
+/// the same base hit the cache for the files it does not touch. It is made once from
+/// the pristine source (hard links: GNU patch writes each changed file anew and
+/// renames it, so the pristine tree is never written) and then brought from one
+/// series to the next in place: the files either series touches are restored from the
+/// pristine tree and the new series applied, and every file whose content came out
+/// the same gets its old mtime back. The build directory, shared by every series of
+/// that version, then rebuilds exactly the objects whose sources changed (the edit
+/// loop: one changed patch of `fs/proc/task_mmu.c` costs one object and the link).
+///
+/// While the copy is changing its `series-key` is absent, so an interrupted or failed
+/// update is never taken as done: the next run recreates the copy from scratch, with
+/// a new `generation`, and a build directory made from another generation is started
+/// afresh (its objects may come from files whose new copies look older).
 pub fn patched_tree(src: &Tree, series: &Series) -> Result<Tree> {
+    patched_tree_in(&target_dir().join("kernel/trees"), src, series)
+}
+
+fn patched_tree_in(trees: &Path, src: &Tree, series: &Series) -> Result<Tree> {
     let mut k = Key::new("patched-tree");
     k.str("source", &src.key);
     series.key(&mut k);
@@ -223,12 +270,76 @@ pub fn patched_tree(src: &Tree, series: &Series) -> Result<Tree> {
     } else {
         format!("linux-{version}")
     };
-    let entry = target_dir().join("kernel/trees").join(slot);
+    let entry = trees.join(slot);
     let tree = entry.join("tree");
     let key_file = entry.join("series-key");
+    let touched_file = entry.join("touched");
+    let source_file = entry.join("source-key");
     let current = std::fs::read_to_string(&key_file).ok();
-    if src.local || current.as_deref() != Some(k.hex().as_str()) || !tree.join("Makefile").exists()
-    {
+    let same_source =
+        std::fs::read_to_string(&source_file).ok().as_deref() == Some(src.key.as_str());
+    let wanted = k.hex();
+    if !src.local && current.as_deref() == Some(wanted.as_str()) && tree.join("Makefile").exists() {
+        // Unchanged.
+    } else if !src.local && current.is_some() && same_source && tree.join("Makefile").exists() {
+        // Another series on the same source: change only what differs.
+        let mut paths: Vec<String> = std::fs::read_to_string(&touched_file)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let new_touched: Vec<String> = series
+            .patches
+            .iter()
+            .flat_map(|p| touched_files(&p.text))
+            .collect();
+        paths.extend(new_touched.iter().cloned());
+        paths.sort();
+        paths.dedup();
+        let old: Vec<(String, Before)> = paths
+            .iter()
+            .map(|p| (p.clone(), before(&tree.join(p))))
+            .collect();
+        std::fs::remove_file(&key_file)?;
+        for p in &paths {
+            let (w, pristine) = (tree.join(p), src.path.join(p));
+            if w.symlink_metadata().is_ok() {
+                std::fs::remove_file(&w).with_context(|| format!("series: restoring {p}"))?;
+            }
+            if pristine.exists() {
+                // A copy, not a link: its mtime may be set below.
+                std::fs::copy(&pristine, &w).with_context(|| format!("series: restoring {p}"))?;
+            }
+        }
+        for p in &series.patches {
+            eprintln!("    applying {}", p.name);
+            apply_one(&tree, p)?;
+        }
+        let mut changed = 0;
+        for (p, was) in &old {
+            let w = tree.join(p);
+            let now = std::fs::read(&w).ok();
+            match (&was.data, now, was.mtime) {
+                (Some(a), Some(b), Some(t)) if *a == b => {
+                    std::fs::File::options()
+                        .write(true)
+                        .open(&w)
+                        .and_then(|f| f.set_modified(t))
+                        .with_context(|| format!("series: keeping the mtime of {p}"))?;
+                }
+                (None, None, _) => {}
+                _ => changed += 1,
+            }
+        }
+        eprintln!(
+            "    working copy {}: {changed} file(s) changed from the previous series",
+            tree.display()
+        );
+        let mut list = new_touched.join("\n");
+        list.push('\n');
+        std::fs::write(&touched_file, list)?;
+        std::fs::write(&key_file, &wanted)?;
+    } else {
         if entry.exists() {
             std::fs::remove_dir_all(&entry).with_context(|| {
                 format!("removing the previous patched tree {}", entry.display())
@@ -236,20 +347,34 @@ pub fn patched_tree(src: &Tree, series: &Series) -> Result<Tree> {
         }
         publish_dir(&entry, |tmp| {
             let dst = tmp.join("tree");
-            // Hard links share the pristine files; GNU patch writes each changed file
-            // anew and renames it, so the pristine tree is never modified. A local tree
-            // is copied for real (it may be edited while we run); cp -a keeps mtimes,
-            // so make rebuilds only what the series changed.
+            // A local tree is copied for real (it may be edited while we run); cp -a
+            // keeps mtimes, so make rebuilds only what the series changed.
             let flags = if src.local { "-a" } else { "-al" };
             let from = format!("{}/.", src.path.display());
             duct::cmd!("cp", flags, from, &dst)
                 .run()
                 .map_err(|e| setup_error(format!("series: copying the source: {e}")))?;
+            let mut touched = Vec::new();
             for p in &series.patches {
                 eprintln!("    applying {}", p.name);
                 apply_one(&dst, p)?;
+                touched.extend(touched_files(&p.text));
             }
-            std::fs::write(tmp.join("series-key"), k.hex())?;
+            let mut list = touched.join("\n");
+            list.push('\n');
+            std::fs::write(tmp.join("touched"), list)?;
+            std::fs::write(tmp.join("source-key"), &src.key)?;
+            // A new copy: a build directory made from an earlier one cannot trust
+            // its mtimes (build.rs starts it afresh).
+            let generation = format!(
+                "{:?}-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default(),
+                std::process::id()
+            );
+            std::fs::write(tmp.join("generation"), generation)?;
+            std::fs::write(tmp.join("series-key"), &wanted)?;
             Ok(())
         })?;
     }
@@ -260,7 +385,7 @@ pub fn patched_tree(src: &Tree, series: &Series) -> Result<Tree> {
             series.origin.display(),
             series.patches.len()
         ),
-        key: format!("{}+series:{}", src.key, k.hex()),
+        key: format!("{}+series:{}", src.key, wanted),
         path: tree,
         local: src.local,
     })
@@ -270,6 +395,126 @@ pub fn patched_tree(src: &Tree, series: &Series) -> Result<Tree> {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, SystemTime};
+
+    fn series_of(texts: &[&str]) -> Series {
+        Series {
+            origin: PathBuf::from("test"),
+            patches: texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Patch {
+                    name: format!("{:04}.patch", i + 1),
+                    text: t.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    fn mtime(p: &Path) -> SystemTime {
+        std::fs::metadata(p).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn the_working_copy_changes_only_what_the_new_series_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let pristine = d.path().join("pristine");
+        std::fs::create_dir_all(&pristine).unwrap();
+        std::fs::write(
+            pristine.join("Makefile"),
+            "VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 0\n",
+        )
+        .unwrap();
+        std::fs::write(pristine.join("f.txt"), "one\ntwo\nthree\n").unwrap();
+        std::fs::write(pristine.join("g.txt"), "x\n").unwrap();
+        let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        for f in ["Makefile", "f.txt", "g.txt"] {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(pristine.join(f))
+                .unwrap();
+            file.set_modified(old).unwrap();
+        }
+        let src = Tree {
+            describe: "p".into(),
+            key: "pristine-1".into(),
+            path: pristine.clone(),
+            local: false,
+        };
+        let trees = d.path().join("trees");
+        let g = "--- a/g.txt\n+++ b/g.txt\n@@ -1 +1 @@\n-x\n+y\n";
+        let a = patched_tree_in(&trees, &src, &series_of(&[GOOD])).unwrap();
+        let f = a.path.join("f.txt");
+        let gp = a.path.join("g.txt");
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "one\nTWO\nthree\n");
+        let f_a = mtime(&f);
+        assert!(f_a > old);
+        assert_eq!(mtime(&gp), old, "untouched files keep the pristine mtime");
+
+        // A + g: f's content is unchanged, so its mtime is too; g is newer.
+        let b = patched_tree_in(&trees, &src, &series_of(&[GOOD, g])).unwrap();
+        assert_eq!(b.path, a.path, "one working copy per version");
+        assert_ne!(b.key, a.key);
+        assert_eq!(
+            mtime(&f),
+            f_a,
+            "same content, same mtime: make rebuilds nothing for it"
+        );
+        assert_eq!(std::fs::read_to_string(&gp).unwrap(), "y\n");
+        let g_b = mtime(&gp);
+        assert!(g_b > old);
+
+        // g only: f goes back to the pristine text, with a new mtime (make must see
+        // it as changed); g keeps its mtime.
+        std::thread::sleep(Duration::from_millis(20));
+        patched_tree_in(&trees, &src, &series_of(&[g])).unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "one\ntwo\nthree\n");
+        assert!(
+            mtime(&f) > f_a,
+            "changed content must look newer than its objects"
+        );
+        assert_eq!(mtime(&gp), g_b);
+
+        // The pristine tree is never written.
+        assert_eq!(
+            std::fs::read_to_string(pristine.join("f.txt")).unwrap(),
+            "one\ntwo\nthree\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(pristine.join("g.txt")).unwrap(),
+            "x\n"
+        );
+        assert_eq!(mtime(&pristine.join("f.txt")), old);
+
+        // A series that fails leaves no key: the next run rebuilds the copy whole.
+        let e = patched_tree_in(&trees, &src, &series_of(&[g, BAD])).unwrap_err();
+        assert!(e.to_string().contains("0002.patch does not apply"), "{e}");
+        assert!(!trees.join("linux-6.1.0/series-key").exists());
+        let generation = std::fs::read_to_string(trees.join("linux-6.1.0/generation")).unwrap();
+        let again = patched_tree_in(&trees, &src, &series_of(&[GOOD])).unwrap();
+        assert_ne!(
+            std::fs::read_to_string(trees.join("linux-6.1.0/generation")).unwrap(),
+            generation,
+            "a recreated copy is a new generation: its build directory starts afresh"
+        );
+        assert_eq!(
+            std::fs::read_to_string(again.path.join("g.txt")).unwrap(),
+            "x\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(again.path.join("f.txt")).unwrap(),
+            "one\nTWO\nthree\n"
+        );
+    }
+
+    #[test]
+    fn touched_files_reads_old_new_and_renamed_paths() {
+        let p = "--- a/fs/proc/task_mmu.c\n+++ b/fs/proc/task_mmu.c\n@@\n--- /dev/null\n+++ b/tools/x.c\t2020\n--- a/gone.c\n+++ /dev/null\nrename from a.h\nrename to b.h\n";
+        assert_eq!(
+            touched_files(p),
+            ["a.h", "b.h", "fs/proc/task_mmu.c", "gone.c", "tools/x.c"]
+        );
+    }
 
     const GOOD: &str = "--- a/f.txt\n+++ b/f.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n";
     const BAD: &str = "--- a/f.txt\n+++ b/f.txt\n@@ -1,3 +1,3 @@\n one\n-zwei\n+TWO\n three\n";

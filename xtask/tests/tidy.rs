@@ -64,6 +64,8 @@ fn every_xtask_module_is_in_the_readme_architecture() {
 #[test]
 fn every_port_names_its_upstream_file_and_version() {
     let bins = root().join("selftests/mm/src/bin");
+    let names_file = regex::Regex::new(r"tools/testing/selftests/\S+\.c").unwrap();
+    let names_version = regex::Regex::new(r"(?i)(\b\d+\.\d+\b|commit [0-9a-f]{12})").unwrap();
     let mut bad = Vec::new();
     for e in std::fs::read_dir(&bins).unwrap().flatten() {
         let p = e.path();
@@ -73,9 +75,6 @@ fn every_port_names_its_upstream_file_and_version() {
         // they are ours. Either way the header says which.
         let is_port = head.contains("Port of");
         if is_port {
-            let names_file = regex::Regex::new(r"tools/testing/selftests/\S+\.c").unwrap();
-            let names_version =
-                regex::Regex::new(r"(?i)(\b\d+\.\d+\b|commit [0-9a-f]{12})").unwrap();
             if !names_file.is_match(&head) || !names_version.is_match(&head) {
                 bad.push(format!(
                     "{}: port without upstream file + version",
