@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use guest_protocol::{Settings, Thp};
 
 use crate::util::{setup_error, Exit, Failure};
 
@@ -75,31 +76,45 @@ pub fn command_line(vm: &Vm, kvm: bool) -> Vec<String> {
     a
 }
 
-/// The kernel command line: console, panic behaviour and the init's settings.
+/// The kernel command line: the console on ttyS0, reboot on panic, the init's
+/// settings as `guest_protocol` encodes them (with `brd.rd_size` for the swap), then
+/// `extra` (the target's and the user's `append`), which the kernel reads last and so
+/// may override any of them.
+pub fn append_line(guest: &Settings, extra: &str) -> Result<String> {
+    let harness = guest
+        .encode()
+        .map_err(|e| setup_error(format!("kernel command line: {e}")))?;
+    let mut s = format!("console=ttyS0 panic=-1 {harness}");
+    let extra = extra.split_whitespace().collect::<Vec<_>>().join(" ");
+    if !extra.is_empty() {
+        s.push(' ');
+        s.push_str(&extra);
+    }
+    Ok(s)
+}
+
+/// [`append_line`] for the caller that still passes the settings one by one.
+/// `targets.rs` validation (suite names, timeout > 0) makes the encoding infallible
+/// for what it passes; anything else is a bug, reported as such.
 pub fn kernel_cmdline(
     suites: &[String],
     suite_timeout: u64,
-    thp: &str,
-    hugepages: u32,
-    swap_mib: u32,
+    thp: &Thp,
+    hugepages: u64,
+    swap_mib: u64,
     extra: &str,
 ) -> String {
-    let mut s = format!(
-        "console=ttyS0 panic=-1 harness.suites={} harness.timeout={suite_timeout} harness.thp={thp} harness.hugepages={hugepages}",
-        suites.join(",")
-    );
-    if swap_mib > 0 {
-        // The init writes a swap header on the brd RAM disk, which must be as large.
-        s.push_str(&format!(
-            " harness.swap={swap_mib} brd.rd_size={}",
-            swap_mib * 1024
-        ));
+    let guest = Settings {
+        suites: Some(suites.to_vec()),
+        timeout_s: suite_timeout,
+        thp: *thp,
+        hugepages,
+        swap_mib,
+    };
+    match append_line(&guest, extra) {
+        Ok(s) => s,
+        Err(e) => panic!("{e:#} (the target's validation should have refused this)"),
     }
-    if !extra.trim().is_empty() {
-        s.push(' ');
-        s.push_str(extra.trim());
-    }
-    s
 }
 
 /// The QEMU binary: `XTASK_QEMU` overrides it (a wrapper, or the fault tests' fake
@@ -350,14 +365,17 @@ mod tests {
             initrd: "/k/initramfs.cpio".into(),
             memory_mib: 2048,
             cpus: 2,
-            append: kernel_cmdline(
-                &["soft-dirty".into(), "pagemap_ioctl".into()],
-                300,
-                "always",
-                64,
-                0,
+            append: append_line(
+                &Settings {
+                    suites: Some(vec!["soft-dirty".into(), "pagemap_ioctl".into()]),
+                    timeout_s: 300,
+                    hugepages: 64,
+                    swap_mib: 0,
+                    ..Settings::default()
+                },
                 "",
-            ),
+            )
+            .unwrap(),
             console_log: "/r/console.log".into(),
             results_raw: "/r/results.raw".into(),
             timeout: Duration::from_secs(10),
@@ -378,16 +396,46 @@ mod tests {
         assert!(c < r);
         let kvm = command_line(&vm(), true).join(" ");
         assert!(kvm.contains("-accel kvm -cpu host"));
-        let swap = kernel_cmdline(&["x".into()], 1, "always", 0, 256, "quiet");
-        assert!(
-            swap.ends_with("harness.swap=256 brd.rd_size=262144 quiet"),
-            "{swap}"
-        );
         let append = tcg.last().unwrap();
         assert_eq!(
             append,
-            "console=ttyS0 panic=-1 harness.suites=soft-dirty,pagemap_ioctl harness.timeout=300 harness.thp=always harness.hugepages=64"
+            "console=ttyS0 panic=-1 harness.suites=soft-dirty,pagemap_ioctl harness.timeout=300 harness.thp=always harness.hugepages=64 harness.swap=0"
         );
+    }
+
+    #[test]
+    fn append_line_carries_the_protocol_and_the_ram_disk() {
+        let guest = Settings {
+            suites: Some(vec!["x".into()]),
+            ..Settings::default()
+        };
+        let swap = append_line(&guest, "  quiet\n loglevel=3 ").unwrap();
+        assert!(
+            swap.ends_with("harness.swap=256 brd.rd_size=262144 quiet loglevel=3"),
+            "{swap}"
+        );
+        // What the guest reads back is what was asked for.
+        let back = guest_protocol::cmdline::parse(&swap);
+        assert_eq!(back.settings, guest);
+        assert!(back.diagnostics.is_empty(), "{:?}", back.diagnostics);
+        // The caller that passes fields one by one gets the same line.
+        assert_eq!(
+            kernel_cmdline(
+                &["x".into()],
+                600,
+                &Thp::Always,
+                128,
+                256,
+                " quiet loglevel=3"
+            ),
+            swap
+        );
+        let bad = Settings {
+            suites: Some(vec!["a b".into()]),
+            ..Settings::default()
+        };
+        let e = format!("{:#}", append_line(&bad, "").unwrap_err());
+        assert!(e.contains("\"a b\"") && e.contains("harness.suites"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use guest_protocol::cmdline as protocol;
+use guest_protocol::Thp;
 use serde::{Deserialize, Serialize};
 
 /// The whole file.
@@ -58,6 +60,9 @@ pub struct Tarball {
     pub sha256: String,
 }
 
+/// The VM and the guest init's settings. The guest settings (`suite_timeout_s`,
+/// `hugepages`, `swap_mib`, `thp`) default to the one set of defaults in
+/// `guest_protocol::cmdline`, which the init uses too.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QemuSettings {
@@ -73,13 +78,13 @@ pub struct QemuSettings {
     pub timeout_s: u64,
     /// Hugetlb pages the guest reserves (2 MiB each).
     #[serde(default = "default_hugepages")]
-    pub hugepages: u32,
+    pub hugepages: u64,
     /// Swap the guest sets up on a RAM disk (brd), in MiB: MADV_PAGEOUT tests need it.
     #[serde(default = "default_swap")]
-    pub swap_mib: u32,
+    pub swap_mib: u64,
     /// THP mode the guest sets: always or madvise.
-    #[serde(default = "default_thp")]
-    pub thp: String,
+    #[serde(default = "default_thp", with = "thp_word")]
+    pub thp: Thp,
     /// Extra kernel command line.
     #[serde(default)]
     pub append: String,
@@ -92,19 +97,35 @@ fn default_cpus() -> u32 {
     2
 }
 fn default_suite_timeout() -> u64 {
-    600
+    protocol::DEFAULT_TIMEOUT_SECS
 }
 fn default_timeout() -> u64 {
     1800
 }
-fn default_hugepages() -> u32 {
-    128
+fn default_hugepages() -> u64 {
+    protocol::DEFAULT_HUGEPAGES
 }
-fn default_swap() -> u32 {
-    256
+fn default_swap() -> u64 {
+    protocol::DEFAULT_SWAP_MIB
 }
-fn default_thp() -> String {
-    "always".into()
+fn default_thp() -> Thp {
+    protocol::DEFAULT_THP
+}
+
+/// `thp: always` in YAML <-> [`Thp`] (the protocol crate has no serde).
+mod thp_word {
+    use guest_protocol::Thp;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(thp: &Thp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(thp.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Thp, D::Error> {
+        let word = String::deserialize(d)?;
+        Thp::from_word(&word)
+            .ok_or_else(|| D::Error::custom(format!("thp: {word:?} (always, madvise or never)")))
+    }
 }
 
 impl Default for QemuSettings {
@@ -203,6 +224,10 @@ impl Matrix {
                 bail!("{at}.suites: no suite to run");
             }
             for (s, e) in &t.suites {
+                // The name travels in harness.suites: no commas, quotes or blanks.
+                if let Err(e) = protocol::check_suite_name(s) {
+                    bail!("{at}.suites: {e}");
+                }
                 if !SUITES.contains(&s.as_str()) && !s.ends_with(".c") {
                     bail!(
                         "{at}.suites.{s}: unknown suite (known: {})",
@@ -226,8 +251,12 @@ impl Matrix {
                     bail!("{at}.order: {s:?} is not in suites");
                 }
             }
-            if !["always", "madvise"].contains(&t.qemu.thp.as_str()) {
-                bail!("{at}.qemu.thp: {:?} (always or madvise)", t.qemu.thp);
+            // The suites need THP; `never` would turn their THP tests into skips.
+            if t.qemu.thp == Thp::Never {
+                bail!("{at}.qemu.thp: never (always or madvise)");
+            }
+            if t.qemu.suite_timeout_s == 0 {
+                bail!("{at}.qemu.suite_timeout_s: must be > 0");
             }
         }
         if !seen.contains(&self.default) {
@@ -266,6 +295,13 @@ targets:
         let m = Matrix::parse(MINIMAL).unwrap();
         let t = m.get("a").unwrap();
         assert_eq!(t.qemu.cpus, 2);
+        // The guest settings default to the protocol's one set of defaults.
+        let g = guest_protocol::Settings::default();
+        assert_eq!(t.qemu.suite_timeout_s, g.timeout_s);
+        assert_eq!(
+            (t.qemu.thp, t.qemu.hugepages, t.qemu.swap_mib),
+            (g.thp, g.hugepages, g.swap_mib)
+        );
         assert_eq!(t.suite_order(), vec!["soft-dirty"]);
         assert!(m.get("b").unwrap_err().to_string().contains("have: a"));
     }
@@ -292,6 +328,21 @@ targets:
             "{ tarball: { url: 'http://x', sha256: abc } }",
         );
         assert!(format!("{:#}", Matrix::parse(&bad).unwrap_err()).contains("sha256"));
+        let with = |q: &str| MINIMAL.replace("configs:", &format!("qemu: {{ {q} }}\n    configs:"));
+        let e = format!("{:#}", Matrix::parse(&with("thp: sometimes")).unwrap_err());
+        assert!(e.contains("sometimes") && e.contains("madvise"), "{e}");
+        let e = format!("{:#}", Matrix::parse(&with("thp: never")).unwrap_err());
+        assert!(e.contains("targets[0] (a).qemu.thp"), "{e}");
+        let e = format!(
+            "{:#}",
+            Matrix::parse(&with("suite_timeout_s: 0")).unwrap_err()
+        );
+        assert!(e.contains("suite_timeout_s"), "{e}");
+        let m = Matrix::parse(&with("thp: madvise, swap_mib: 0")).unwrap();
+        assert_eq!(m.get("a").unwrap().qemu.thp, Thp::Madvise);
+        let bad = MINIMAL.replace("soft-dirty: {}", "\"a,b.c\": {}");
+        let e = format!("{:#}", Matrix::parse(&bad).unwrap_err());
+        assert!(e.contains("harness.suites"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The guest PID 1 of the test VM, as a library so that its parts can be tested on the
 //! host without root.
 //!
-//! - [`cmdline`]: the `harness.*` kernel parameters (pure parsing).
+//! - the `harness.*` kernel parameters and the `# ...` marker lines are the host/guest
+//!   protocol, owned by the `guest-protocol` crate (`qemu/protocol`), which the host
+//!   uses too.
 //! - [`runner`]: runs suites as child processes with a timeout and writes KTAP; works
 //!   for any directory of executables, so the host tests drive it with shell scripts.
 //! - [`system`]: what only PID 1 does: mounts, THP and hugetlb set-up, the results
@@ -23,7 +25,6 @@ macro_rules! log {
     }};
 }
 
-pub mod cmdline;
 pub mod runner;
 pub mod swap;
 pub mod system;

@@ -3,8 +3,9 @@
 //! An ordered boot script of small named steps. A step that fails is logged to the
 //! console and recorded as a `# init: <step>: <error>` diagnostic in the results, and
 //! the boot goes on. The script always ends in [`system::shutdown`], which never
-//! returns. Settings come from `/proc/cmdline` (see [`guest_init::cmdline`]); results
-//! go to `/dev/ttyS1` as KTAP (see [`guest_init::runner`]).
+//! returns. Settings come from `/proc/cmdline` (parsed by [`guest_protocol::cmdline`]);
+//! results go to `/dev/ttyS1` as KTAP (see [`guest_init::runner`]) with the init's own
+//! lines formatted by [`guest_protocol::Marker`].
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,9 +14,10 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
-use guest_init::cmdline::{self, Settings, Thp};
 use guest_init::runner::{self, Options};
 use guest_init::{log, swap, system};
+use guest_protocol::cmdline::{self, Settings, Thp};
+use guest_protocol::Marker;
 
 /// Where the suites are in the initramfs.
 const SUITES_DIR: &str = "/suites";
@@ -25,8 +27,8 @@ const RESULTS_PORT: &str = "/dev/ttyS1";
 /// What the boot steps found out, for the KTAP preamble.
 struct Boot {
     settings: Settings,
-    /// `# init: ...` diagnostics (without the `# `), in order.
-    notes: Vec<String>,
+    /// `# init: ...` markers, in order.
+    notes: Vec<Marker>,
     thp: String,
     hugepages_got: String,
     kernel: String,
@@ -37,13 +39,17 @@ impl Boot {
     /// Runs one named step; an error is logged and kept as a diagnostic.
     fn step(&mut self, name: &str, f: impl FnOnce(&mut Boot) -> Result<(), String>) {
         if let Err(e) = f(self) {
-            self.note(format!("{name}: {e}"));
+            self.note(name, e);
         }
     }
 
-    fn note(&mut self, msg: String) {
-        log!("{msg}");
-        self.notes.push(format!("init: {msg}"));
+    /// A step's problem: logged now, a `# init: <step>: <message>` marker later.
+    fn note(&mut self, step: &str, message: String) {
+        log!("{step}: {message}");
+        self.notes.push(Marker::StepError {
+            step: step.to_string(),
+            message,
+        });
     }
 }
 
@@ -57,7 +63,7 @@ fn mount_filesystems(b: &mut Boot) -> Result<(), String> {
     }
     // Report each failed mount on its own line; the step itself then succeeds.
     for e in errors {
-        b.note(format!("mount_filesystems: {e}"));
+        b.note("mount_filesystems", e);
     }
     Ok(())
 }
@@ -65,10 +71,13 @@ fn mount_filesystems(b: &mut Boot) -> Result<(), String> {
 fn console_fds(b: &mut Boot) -> Result<(), String> {
     let fixed = system::ensure_console_fds()?;
     if !fixed.is_empty() {
-        b.note(format!(
-            "console_fds: fds {fixed:?} were closed at boot (no /dev/console in the \
-             initramfs?); opened /dev/console on them"
-        ));
+        b.note(
+            "console_fds",
+            format!(
+                "fds {fixed:?} were closed at boot (no /dev/console in the initramfs?); \
+                 opened /dev/console on them"
+            ),
+        );
     }
     Ok(())
 }
@@ -78,7 +87,7 @@ fn read_cmdline(b: &mut Boot) -> Result<(), String> {
     let parsed = cmdline::parse(&text);
     b.settings = parsed.settings;
     for d in parsed.diagnostics {
-        b.note(format!("read_cmdline: {d}"));
+        b.note("read_cmdline", d);
     }
     Ok(())
 }
@@ -120,7 +129,7 @@ fn set_thp(b: &mut Boot) -> Result<(), String> {
     match system::read_file(system::THP_DEFRAG) {
         Ok(content) => {
             let got = system::selected_choice(&content).unwrap_or("unknown");
-            b.notes.push(format!("init: thp defrag={got}"));
+            b.notes.push(Marker::ThpDefrag(got.to_string()));
         }
         Err(e) => errors.push(e),
     }
@@ -161,11 +170,11 @@ fn set_swap(b: &mut Boot) -> Result<(), String> {
         return Ok(());
     }
     let kib = swap::setup(swap::DEVICE, mib)?;
-    b.notes.push(format!(
-        "init: swap={mib} MiB on {} ({} lists {kib} KiB)",
-        swap::DEVICE,
-        swap::PROC_SWAPS
-    ));
+    b.notes.push(Marker::Swap {
+        mib,
+        device: swap::DEVICE.to_string(),
+        listed_kib: kib,
+    });
     Ok(())
 }
 
@@ -184,9 +193,10 @@ fn open_results(b: &mut Boot) -> Option<File> {
     match system::open_results_port(RESULTS_PORT) {
         Ok(f) => Some(f),
         Err(e) => {
-            b.note(format!(
-                "open_results: {e}; writing results to the console instead"
-            ));
+            b.note(
+                "open_results",
+                format!("{e}; writing results to the console instead"),
+            );
             None
         }
     }
@@ -199,14 +209,14 @@ fn suite_list(b: &mut Boot) -> Vec<String> {
     match runner::list_suites(Path::new(SUITES_DIR)) {
         Ok(list) => list,
         Err(e) => {
-            b.note(format!("suite_list: read_dir {SUITES_DIR}: {e}"));
+            b.note("suite_list", format!("read_dir {SUITES_DIR}: {e}"));
             Vec::new()
         }
     }
 }
 
 fn child_options(settings: &Settings) -> Options {
-    let mut opts = Options::new(settings.timeout);
+    let mut opts = Options::new(settings.timeout());
     let env = [
         ("PATH", "/suites:/"),
         ("TMPDIR", "/tmp"),
@@ -248,12 +258,15 @@ fn boot() {
     let mut results = open_results(&mut b);
     let names = suite_list(&mut b);
 
-    let header = format!(
-        "kernel {} clocksource={} thp={} nr_hugepages={}/{} (requested/got)",
-        b.kernel, b.clocksource, b.thp, b.settings.hugepages, b.hugepages_got
-    );
-    log!("{header}");
-    let mut preamble = vec![format!("init: {header}")];
+    let header = Marker::Boot {
+        kernel: b.kernel.clone(),
+        clocksource: b.clocksource.clone(),
+        thp: b.thp.clone(),
+        hugepages_requested: b.settings.hugepages,
+        hugepages_got: b.hugepages_got.clone(),
+    };
+    log!("{}", header.to_string().trim_start_matches("# init: "));
+    let mut preamble = vec![header];
     preamble.append(&mut b.notes);
 
     let opts = child_options(&b.settings);

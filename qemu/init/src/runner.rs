@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! KTAP version 1
-//! # <preamble line>...
+//! # init: <preamble marker>...
 //! 1..<number of suites>
 //!   <suite 1 stdout, indented>
 //! # <name>: <ms> ms exit=<code>            (or signal=<n> (<SIGNAME>), or timeout)
@@ -21,6 +21,8 @@
 //! ```
 //!
 //! Empty stdout lines are forwarded as empty lines (no indentation, no trailing blanks).
+//! The `# ...` lines and the suites' result lines are formatted by
+//! [`guest_protocol::marker`], which the host parses with the same code.
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -30,8 +32,8 @@ use std::path::Path;
 use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Exit code of a kselftest program that skipped (KSFT_SKIP).
-pub const KSFT_SKIP: i32 = 4;
+pub use guest_protocol::marker::KSFT_SKIP;
+use guest_protocol::{Ended, Marker, SuiteEnd};
 
 /// A line longer than this without a newline is forwarded in pieces.
 const MAX_LINE: usize = 64 * 1024;
@@ -446,58 +448,31 @@ pub fn signal_name(sig: i32) -> &'static str {
 }
 
 /// Seconds for the TIMEOUT directive: whole seconds when whole, else with millis.
-fn format_secs(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        d.as_secs().to_string()
-    } else {
-        format!("{:.3}", d.as_secs_f64())
-    }
-}
-
-/// The diagnostic line (without `# `) and the result line for one suite.
-fn result_lines(number: usize, r: &SuiteResult, timeout: Duration) -> (String, String) {
-    let ms = r.elapsed.as_millis();
-    let name = &r.name;
-    match &r.outcome {
-        Outcome::Exited(code) => {
-            let result = match *code {
-                0 => format!("ok {number} {name}"),
-                KSFT_SKIP => format!("ok {number} {name} # SKIP"),
-                _ => format!("not ok {number} {name}"),
-            };
-            (format!("{name}: {ms} ms exit={code}"), result)
-        }
+/// The `# <name>: <ms> ms ...` marker and the KTAP result line for one suite.
+fn result_lines(number: usize, r: &SuiteResult, timeout: Duration) -> (Marker, String) {
+    let ended = match &r.outcome {
+        Outcome::Exited(code) => Ended::Exited(*code),
         Outcome::Signaled {
             signal,
             core_dumped,
-        } => (
-            format!(
-                "{name}: {ms} ms signal={signal} ({}){}",
-                signal_name(*signal),
-                if *core_dumped { " core dumped" } else { "" }
-            ),
-            format!("not ok {number} {name}"),
-        ),
-        Outcome::TimedOut { stuck } => (
-            format!(
-                "{name}: {ms} ms timeout after {} s, process group killed{}",
-                format_secs(timeout),
-                if *stuck {
-                    ", but the suite did not die (left behind)"
-                } else {
-                    ""
-                }
-            ),
-            format!(
-                "not ok {number} {name} # TIMEOUT {} seconds",
-                format_secs(timeout)
-            ),
-        ),
-        Outcome::Error(why) => (
-            format!("{name}: {ms} ms error: {why}"),
-            format!("not ok {number} {name} # ERROR {why}"),
-        ),
-    }
+        } => Ended::Signaled {
+            signal: *signal,
+            name: signal_name(*signal).to_string(),
+            core_dumped: *core_dumped,
+        },
+        Outcome::TimedOut { stuck } => Ended::TimedOut {
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            stuck: *stuck,
+        },
+        Outcome::Error(why) => Ended::Error(why.clone()),
+    };
+    let end = SuiteEnd {
+        name: r.name.clone(),
+        ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+        ended,
+    };
+    let result = end.result_line(number);
+    (Marker::SuiteEnd(end), result)
 }
 
 /// Reaps every zombie child without blocking; returns how many. Only for PID 1 (or a
@@ -516,19 +491,19 @@ pub fn reap_zombies() -> usize {
 }
 
 /// Runs `names` from `dir` in order and writes the whole KTAP document to `w`:
-/// version line, `preamble` as diagnostics, plan, each suite's output and result,
+/// version line, the `preamble` markers, plan, each suite's output and result,
 /// and `# exit=N` last.
 pub fn run_suites<W: Write>(
     dir: &Path,
     names: &[String],
     opts: &Options,
-    preamble: &[String],
+    preamble: &[Marker],
     w: &mut W,
 ) -> Summary {
     let mut out = Out { w, failed: false };
     out.line("KTAP version 1");
-    for line in preamble {
-        out.line(&format!("# {line}"));
+    for marker in preamble {
+        out.line(&marker.to_string());
     }
     out.line(&format!("1..{}", names.len()));
     let mut results = Vec::with_capacity(names.len());
@@ -539,7 +514,7 @@ pub fn run_suites<W: Write>(
         }
         // Names the nested block before it starts, so that a suite cut short by a
         // kernel panic (no result line) is still reported under its name.
-        out.line(&format!("# Subtest: {name}"));
+        out.line(&Marker::SuiteStart(name.clone()).to_string());
         let start = Instant::now();
         let outcome = run_one(dir, name, opts, &mut out);
         let r = SuiteResult {
@@ -547,11 +522,12 @@ pub fn run_suites<W: Write>(
             outcome,
             elapsed: start.elapsed(),
         };
-        let (diag, result) = result_lines(number, &r, opts.timeout);
-        out.line(&format!("# {diag}"));
+        let (marker, result) = result_lines(number, &r, opts.timeout);
+        let diag = marker.to_string();
+        out.line(&diag);
         out.line(&result);
         if opts.console_progress {
-            crate::log!("{diag}");
+            crate::log!("{}", diag.trim_start_matches("# "));
             crate::log!("{result}");
         }
         if opts.reap_orphans {
@@ -561,10 +537,10 @@ pub fn run_suites<W: Write>(
     }
     let all_ok = !results.is_empty() && results.iter().all(|r| r.outcome.is_ok());
     if names.is_empty() {
-        out.line("# init: no suites to run");
+        out.line(&Marker::NoSuites.to_string());
     }
     let exit_code = if all_ok { 0 } else { 1 };
-    out.line(&format!("# exit={exit_code}"));
+    out.line(&Marker::Exit(exit_code).to_string());
     Summary { results, exit_code }
 }
 
@@ -613,7 +589,13 @@ mod tests {
         let mut opts = Options::new(timeout);
         opts.kill_grace = Duration::from_secs(2);
         let mut buf = Vec::new();
-        let s = run_suites(&dir.0, &names, &opts, &["preamble".to_string()], &mut buf);
+        let s = run_suites(
+            &dir.0,
+            &names,
+            &opts,
+            &[Marker::ThpDefrag("always".into())],
+            &mut buf,
+        );
         (s, String::from_utf8(buf).unwrap())
     }
 
@@ -675,7 +657,7 @@ mod tests {
         );
         let expected = "\
 KTAP version 1
-# preamble
+# init: thp defrag=always
 1..6
 # Subtest: pass
   TAP version 13
@@ -713,6 +695,11 @@ ok 6 odd
 ";
         assert_eq!(normalize(&out), expected, "raw output:\n{out}");
         assert_eq!(s.exit_code, 1);
+        // Every top-level `# ` line is a marker the host can parse back.
+        for line in out.lines().filter(|l| l.starts_with("# ")) {
+            assert!(Marker::parse(line).is_some(), "not a marker: {line:?}");
+        }
+        assert_eq!(out.lines().last().and_then(Marker::parse), Some(Marker::Exit(1)));
         let outcomes: Vec<_> = s.results.iter().map(|r| r.outcome.clone()).collect();
         assert_eq!(
             outcomes,
@@ -770,7 +757,7 @@ ok 6 odd
         assert_eq!(s.exit_code, 1);
         assert_eq!(
             out,
-            "KTAP version 1\n# preamble\n1..0\n# init: no suites to run\n# exit=1\n"
+            "KTAP version 1\n# init: thp defrag=always\n1..0\n# init: no suites to run\n# exit=1\n"
         );
     }
 
