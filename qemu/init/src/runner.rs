@@ -699,7 +699,10 @@ ok 6 odd
         for line in out.lines().filter(|l| l.starts_with("# ")) {
             assert!(Marker::parse(line).is_some(), "not a marker: {line:?}");
         }
-        assert_eq!(out.lines().last().and_then(Marker::parse), Some(Marker::Exit(1)));
+        assert_eq!(
+            out.lines().last().and_then(Marker::parse),
+            Some(Marker::Exit(1))
+        );
         let outcomes: Vec<_> = s.results.iter().map(|r| r.outcome.clone()).collect();
         assert_eq!(
             outcomes,
