@@ -1,6 +1,11 @@
 //! The library against the host kernel: PAGEMAP_SCAN with userfaultfd WP-async,
-//! category probing, walk_end, errno reporting. Each test returns early (saying why on
-//! stderr) when the host kernel lacks PAGEMAP_SCAN or userfaultfd WP-async.
+//! category probing, walk_end, errno reporting. Every test needs PAGEMAP_SCAN or
+//! userfaultfd WP-async: `host_feature_tests` runs those this host supports and reports
+//! the others as `host-skip:` lines (see `common/host.rs`).
+
+#[macro_use]
+#[path = "common/host.rs"]
+mod host;
 
 use mm::mem::{page_size, Mapping};
 use mm::pagemap::Pagemap;
@@ -8,27 +13,28 @@ use mm::scan::{Categories, ScanArgs, ScanFlags};
 use mm::uffd::Userfaultfd;
 use mm::{probe, Error};
 
-fn pagemap_with_scan() -> Option<Pagemap> {
-    let pm = Pagemap::open().expect("open pagemap");
-    if !probe::pagemap_scan_supported(&pm).expect("probe PAGEMAP_SCAN") {
-        eprintln!(
-            "note: no PAGEMAP_SCAN on this kernel ({})",
-            probe::kernel_release()
-        );
-        return None;
-    }
-    Some(pm)
+host_tests! {
+    "library_host";
+    written_tracking_with_uffd_wp_async: [PagemapScan, UffdWpAsync] =
+        "needs PAGEMAP_SCAN and userfaultfd WP-async";
+    max_pages_stops_the_walk_and_walk_end_resumes: [PagemapScan, UffdWpAsync] =
+        "needs PAGEMAP_SCAN and userfaultfd WP-async";
+    check_wpasync_on_unregistered_memory_is_eperm: [PagemapScan] = "needs PAGEMAP_SCAN";
+    unknown_category_bit_is_einval_and_probe_finds_known_ones: [PagemapScan] = "needs PAGEMAP_SCAN";
+    scan_categories_and_softdirty_crosscheck_agree: [PagemapScan] = "needs PAGEMAP_SCAN";
+    uffd_features_and_unregistered_writeprotect: [UffdWpAsync] = "needs userfaultfd WP-async";
+    scan_into_without_vec_write_protects_and_pagemap_is_shareable: [PagemapScan, UffdWpAsync] =
+        "needs PAGEMAP_SCAN and userfaultfd WP-async";
 }
 
-fn wp_uffd() -> Option<Userfaultfd> {
-    match Userfaultfd::wp_async_anon() {
-        Ok(u) => Some(u),
-        Err(e) if e.is_unsupported() => {
-            eprintln!("note: {e}");
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
+/// The pagemap file (the caller's features include PAGEMAP_SCAN).
+fn pagemap() -> Pagemap {
+    Pagemap::open().expect("open pagemap")
+}
+
+/// A WP-async userfaultfd (the caller's features include it: any error fails).
+fn wp_uffd() -> Userfaultfd {
+    Userfaultfd::wp_async_anon().expect("userfaultfd WP-async")
 }
 
 const WRITTEN_ARGS: fn(&Mapping) -> ScanArgs = |m| {
@@ -38,12 +44,9 @@ const WRITTEN_ARGS: fn(&Mapping) -> ScanArgs = |m| {
         .vec_len(m.pages())
 };
 
-#[test]
 fn written_tracking_with_uffd_wp_async() {
-    let Some(pm) = pagemap_with_scan() else {
-        return;
-    };
-    let Some(uffd) = wp_uffd() else { return };
+    let pm = pagemap();
+    let uffd = wp_uffd();
     let ps = page_size();
     let m = Mapping::anon(8 * ps).unwrap();
     uffd.wp_init(m.addr(), m.len()).unwrap();
@@ -100,12 +103,9 @@ fn written_tracking_with_uffd_wp_async() {
     uffd.wp_free(m.addr(), m.len()).unwrap();
 }
 
-#[test]
 fn max_pages_stops_the_walk_and_walk_end_resumes() {
-    let Some(pm) = pagemap_with_scan() else {
-        return;
-    };
-    let Some(uffd) = wp_uffd() else { return };
+    let pm = pagemap();
+    let uffd = wp_uffd();
     let ps = page_size();
     let m = Mapping::anon(6 * ps).unwrap();
     uffd.wp_init(m.addr(), m.len()).unwrap();
@@ -129,11 +129,8 @@ fn max_pages_stops_the_walk_and_walk_end_resumes() {
     assert!(r.walk_end >= r.regions[0].end, "{r:?}");
 }
 
-#[test]
 fn check_wpasync_on_unregistered_memory_is_eperm() {
-    let Some(pm) = pagemap_with_scan() else {
-        return;
-    };
+    let pm = pagemap();
     let m = Mapping::anon(2 * page_size()).unwrap();
     m.write(0, 1);
     let e = pm
@@ -148,11 +145,8 @@ fn check_wpasync_on_unregistered_memory_is_eperm() {
     assert!(s.contains("EPERM"), "{s}");
 }
 
-#[test]
 fn unknown_category_bit_is_einval_and_probe_finds_known_ones() {
-    let Some(pm) = pagemap_with_scan() else {
-        return;
-    };
+    let pm = pagemap();
     let m = Mapping::anon(page_size()).unwrap();
     let e = pm
         .scan(&ScanArgs::new(m.addr(), m.len()).return_mask(Categories(1 << 40)))
@@ -174,11 +168,8 @@ fn unknown_category_bit_is_einval_and_probe_finds_known_ones() {
     );
 }
 
-#[test]
 fn scan_categories_and_softdirty_crosscheck_agree() {
-    let Some(pm) = pagemap_with_scan() else {
-        return;
-    };
+    let pm = pagemap();
     let m = Mapping::anon(2 * page_size()).unwrap();
     m.write(0, 1);
     let c = pm.scan_categories(m.addr()).unwrap();
@@ -193,18 +184,10 @@ fn scan_categories_and_softdirty_crosscheck_agree() {
     assert!(!pm.is_populated(m.addr() + page_size()).unwrap());
 }
 
-#[test]
 fn uffd_features_and_unregistered_writeprotect() {
-    let features = match mm::uffd::supported_features() {
-        Ok(f) => f,
-        Err(e) if e.is_unsupported() => {
-            eprintln!("note: {e}");
-            return;
-        }
-        Err(e) => panic!("{e}"),
-    };
+    let features = mm::uffd::supported_features().expect("UFFDIO_API handshake");
     eprintln!("uffd features: {}", mm::uapi::uffd_feature_names(features));
-    let Some(uffd) = wp_uffd() else { return };
+    let uffd = wp_uffd();
     assert!(uffd.features() & mm::uapi::UFFD_FEATURE_WP_ASYNC != 0);
     let m = Mapping::anon(page_size()).unwrap();
     // Write-protecting a range that was never registered fails (ENOENT).
@@ -221,16 +204,13 @@ fn uffd_features_and_unregistered_writeprotect() {
     uffd.unregister(m.addr(), m.len()).unwrap();
 }
 
-#[test]
 fn scan_into_without_vec_write_protects_and_pagemap_is_shareable() {
     fn shareable<T: Sync + Send>() {}
     shareable::<Pagemap>();
     shareable::<Mapping>();
 
-    let Some(pm) = pagemap_with_scan() else {
-        return;
-    };
-    let Some(uffd) = wp_uffd() else { return };
+    let pm = pagemap();
+    let uffd = wp_uffd();
     let ps = page_size();
     let m = Mapping::anon(4 * ps).unwrap();
     uffd.wp_init(m.addr(), m.len()).unwrap();

@@ -13,6 +13,9 @@
 //! program reports it) and the THP collapse test must skip.
 
 mod common;
+#[macro_use]
+#[path = "common/host.rs"]
+mod host;
 
 use common::Suite;
 use ktap::Status;
@@ -182,27 +185,38 @@ fn name_matches(got: &str, want: &str) -> bool {
     }
 }
 
-fn userfaultfd_wp_async_available() -> bool {
-    mm::uffd::Userfaultfd::wp_async().is_ok()
+host_tests! {
+    "pagemap_ioctl_host";
+    pagemap_ioctl_on_host_kernel: [UffdWpAsyncAll] =
+        "needs userfaultfd WP-async with the pagemap_ioctl features";
+    suite_skips_without_wp_async: [NoUffdWpAsyncAll] =
+        "needs a kernel without userfaultfd WP-async with the pagemap_ioctl features";
+    thp_disabled_process_fails_the_huge_zero_page_test: [ThpZeroPage, UffdWpAsyncAll] =
+        "needs THP with use_zero_page=1 and userfaultfd WP-async with the pagemap_ioctl features";
 }
 
-#[test]
-fn pagemap_ioctl_on_host_kernel() {
+/// Runs the suite with a fresh `TMPDIR`, checks that nothing was left in it, and
+/// returns the checked document.
+fn run_in_fresh_tmpdir() -> (ktap::Test, String, i32) {
     let tmp = std::env::temp_dir().join(format!("pagemap_ioctl_host.{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("create test TMPDIR");
     let (out, code) = run(&[], Some(&tmp));
     let left: Vec<_> = std::fs::read_dir(&tmp).expect("read TMPDIR").collect();
     let _ = std::fs::remove_dir_all(&tmp);
     assert!(left.is_empty(), "temporary files left behind: {left:?}");
+    (SUITE.well_formed(&out, code), out, code)
+}
 
-    let doc = SUITE.well_formed(&out, code);
-    if !userfaultfd_wp_async_available() {
-        assert!(
-            doc.skip_all_reason().is_some(),
-            "no WP-async but no suite skip:\n{out}"
-        );
-        return;
-    }
+fn suite_skips_without_wp_async() {
+    let (doc, out, _) = run_in_fresh_tmpdir();
+    assert!(
+        doc.skip_all_reason().is_some(),
+        "no WP-async but no suite skip:\n{out}"
+    );
+}
+
+fn pagemap_ioctl_on_host_kernel() {
+    let (doc, out, code) = run_in_fresh_tmpdir();
     assert!(
         doc.skip_all_reason().is_none(),
         "WP-async works but the suite skipped:\n{out}"
@@ -256,14 +270,7 @@ fn unknown_argument_is_a_usage_error() {
     assert_eq!(out, "", "nothing on stdout for a usage error");
 }
 
-#[test]
 fn thp_disabled_process_fails_the_huge_zero_page_test() {
-    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/use_zero_page")
-        .is_ok_and(|s| s.trim() == "1");
-    if !thp || !userfaultfd_wp_async_available() {
-        eprintln!("note: needs THP with use_zero_page=1 and userfaultfd WP-async");
-        return;
-    }
     let mut cmd = SUITE.command();
     // SAFETY: prctl is async-signal-safe; it only changes this child's THP policy.
     unsafe {

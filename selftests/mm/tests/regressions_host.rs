@@ -7,6 +7,9 @@
 //! signal or panicking is `not ok` with the cause named and the suite goes on.
 
 mod common;
+#[macro_use]
+#[path = "common/host.rs"]
+mod host;
 
 use common::Suite;
 use ktap::{Status, Test};
@@ -84,13 +87,38 @@ fn reason_of(doc: &Test, name: &str) -> String {
         .unwrap_or_default()
 }
 
-#[test]
-fn regressions_on_host_kernel() {
+host_tests! {
+    "regressions_host";
+    regressions_on_host_kernel: [PagemapScan] = "needs PAGEMAP_SCAN";
+    suite_skips_without_pagemap_scan: [NoPagemapScan] = "needs a kernel without PAGEMAP_SCAN";
+    forced_soft_dirty_fails_where_soft_dirty_is_missing: [PagemapScan, NoSoftDirty] =
+        "needs PAGEMAP_SCAN on a kernel without CONFIG_MEM_SOFT_DIRTY";
+    runner_reports_crashes_and_goes_on: [PagemapScan] = "needs PAGEMAP_SCAN";
+}
+
+/// The suite's documents, when it runs (not skipped as a whole).
+fn ran(args: &[&str]) -> (Test, String, i32) {
+    let (out, code) = run(args);
+    let doc = SUITE.well_formed(&out, code);
+    assert!(
+        doc.skip_all_reason().is_none(),
+        "PAGEMAP_SCAN works but the suite skipped:\n{out}"
+    );
+    (doc, out, code)
+}
+
+fn suite_skips_without_pagemap_scan() {
     let (out, code) = run(&[]);
     let doc = SUITE.well_formed(&out, code);
-    if doc.skip_all_reason().is_some() {
-        return;
-    }
+    let why = doc.skip_all_reason().unwrap_or_default();
+    assert!(
+        why.contains("PAGEMAP_SCAN"),
+        "no PAGEMAP_SCAN but no suite skip naming it:\n{out}"
+    );
+}
+
+fn regressions_on_host_kernel() {
+    let (doc, out, code) = ran(&[]);
     assert_eq!(names(&doc), NAMES, "{out}");
     let c = doc.counts();
     if !common::kernel_may_fail(SUITE.name, c.failures(), &out) {
@@ -134,17 +162,8 @@ fn regressions_on_host_kernel() {
     }
 }
 
-#[test]
 fn forced_soft_dirty_fails_where_soft_dirty_is_missing() {
-    if mm::probe::softdirty_supported().expect("probe") {
-        eprintln!("note: this kernel has soft-dirty; the forced-failure check needs one without");
-        return;
-    }
-    let (out, code) = run(&["--force-soft-dirty"]);
-    let doc = SUITE.well_formed(&out, code);
-    if doc.skip_all_reason().is_some() {
-        return;
-    }
+    let (doc, out, code) = ran(&["--force-soft-dirty"]);
     assert_eq!(code, ktap::KSFT_FAIL, "{out}");
     for t in SOFT_DIRTY_TESTS {
         assert_eq!(status_of(&doc, t), Status::Fail, "{t} must fail:\n{out}");
@@ -155,13 +174,8 @@ fn forced_soft_dirty_fails_where_soft_dirty_is_missing() {
     }
 }
 
-#[test]
 fn runner_reports_crashes_and_goes_on() {
-    let (out, code) = run(&["--runner-selftest"]);
-    let doc = SUITE.well_formed(&out, code);
-    if doc.skip_all_reason().is_some() {
-        return;
-    }
+    let (doc, out, code) = ran(&["--runner-selftest"]);
     assert_eq!(code, ktap::KSFT_FAIL, "{out}");
     let st: Vec<Status> = doc.subtests.iter().map(|t| t.status).collect();
     assert_eq!(

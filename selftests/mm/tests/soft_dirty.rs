@@ -7,6 +7,9 @@
 //! set soft-dirty bit: proof that the port can fail.
 
 mod common;
+#[macro_use]
+#[path = "common/host.rs"]
+mod host;
 
 use common::Suite;
 use ktap::{Status, Test};
@@ -54,22 +57,35 @@ fn names(doc: &Test) -> Vec<String> {
     doc.subtests.iter().map(|t| t.name.clone()).collect()
 }
 
-#[test]
+host_tests! {
+    "soft_dirty";
+    soft_dirty_on_host_kernel: [SoftDirty] = "needs CONFIG_MEM_SOFT_DIRTY";
+    suite_skips_where_soft_dirty_is_missing: [NoSoftDirty] =
+        "needs a kernel without CONFIG_MEM_SOFT_DIRTY";
+    forced_run_fails_where_soft_dirty_is_missing: [NoSoftDirty] =
+        "needs a kernel without CONFIG_MEM_SOFT_DIRTY";
+}
+
+fn suite_skips_where_soft_dirty_is_missing() {
+    let (out, code) = run(&[]);
+    let doc = SUITE.well_formed(&out, code);
+    assert!(
+        doc.skip_all_reason().is_some(),
+        "no sd VmFlag but no suite skip:\n{out}"
+    );
+    assert!(
+        out.contains("CONFIG_MEM_SOFT_DIRTY"),
+        "skip reason names the cause:\n{out}"
+    );
+}
+
 fn soft_dirty_on_host_kernel() {
     let (out, code) = run(&[]);
     let doc = SUITE.well_formed(&out, code);
-    let supported = mm::probe::softdirty_supported().expect("probe");
-    if !supported {
-        assert!(
-            doc.skip_all_reason().is_some(),
-            "no sd VmFlag but no suite skip:\n{out}"
-        );
-        assert!(
-            out.contains("CONFIG_MEM_SOFT_DIRTY"),
-            "skip reason names the cause:\n{out}"
-        );
-        return;
-    }
+    assert!(
+        doc.skip_all_reason().is_none(),
+        "soft-dirty works but the suite skipped:\n{out}"
+    );
     assert_eq!(doc.plan.as_ref().unwrap().count, 19);
     assert_eq!(names(&doc), NAMES, "{out}");
     // test_merge (results 16-19) needs "mm: propagate VM_SOFTDIRTY on merge" (6.19);
@@ -100,12 +116,7 @@ fn soft_dirty_on_host_kernel() {
     }
 }
 
-#[test]
 fn forced_run_fails_where_soft_dirty_is_missing() {
-    if mm::probe::softdirty_supported().expect("probe") {
-        eprintln!("note: this kernel has soft-dirty; the forced-failure check needs one without");
-        return;
-    }
     let (out, code) = run(&["--force"]);
     let doc = SUITE.well_formed(&out, code);
     assert!(doc.skip_all_reason().is_none(), "{out}");
