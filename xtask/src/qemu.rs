@@ -94,8 +94,8 @@ pub fn append_line(guest: &Settings, extra: &str) -> Result<String> {
 }
 
 /// [`append_line`] for the caller that still passes the settings one by one.
-/// `targets.rs` validation (suite names, timeout > 0) makes the encoding infallible
-/// for what it passes; anything else is a bug, reported as such.
+/// `targets.rs` validates suite names and `suite_timeout_s`; what is left (a
+/// `--suite-timeout 0`) is bad input: a set-up error, exit 2.
 pub fn kernel_cmdline(
     suites: &[String],
     suite_timeout: u64,
@@ -113,7 +113,10 @@ pub fn kernel_cmdline(
     };
     match append_line(&guest, extra) {
         Ok(s) => s,
-        Err(e) => panic!("{e:#} (the target's validation should have refused this)"),
+        Err(e) => {
+            eprintln!("error: {e:#} (--suite-timeout or the target's qemu settings)");
+            std::process::exit(Exit::Setup as i32)
+        }
     }
 }
 
