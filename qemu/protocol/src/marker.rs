@@ -485,6 +485,62 @@ mod tests {
         }
     }
 
+    /// The top-level lines of a real results port: `cargo xtask test-kernel --target
+    /// v6.1-pagemap-scan --suites soft-dirty`, 2026-12-03 (suite output elided).
+    #[test]
+    fn a_recorded_results_port() {
+        let doc = "\
+KTAP version 1
+# init: kernel 6.1.192 clocksource=refined-jiffies thp=always nr_hugepages=128/128 (requested/got)
+# init: thp defrag=always
+# init: swap=256 MiB on /dev/ram0 (/proc/swaps lists 262140 KiB)
+1..1
+# Subtest: soft-dirty
+  TAP version 13
+  # soft-dirty read from pagemap bit 55, cross-checked with PAGEMAP_SCAN PAGE_IS_SOFT_DIRTY
+  not ok 19 Test test_merge-anon soft-dirty after mprotect merge 2nd pg
+  # Totals: pass:15 fail:4 xfail:0 xpass:0 skip:0 error:0
+# soft-dirty: 20201 ms exit=1
+not ok 1 soft-dirty
+# exit=1
+";
+        let markers: Vec<Marker> = doc.lines().filter_map(Marker::parse).collect();
+        assert_eq!(
+            markers,
+            vec![
+                Marker::Boot {
+                    kernel: "6.1.192".into(),
+                    clocksource: "refined-jiffies".into(),
+                    thp: "always".into(),
+                    hugepages_requested: 128,
+                    hugepages_got: "128".into(),
+                },
+                Marker::ThpDefrag("always".into()),
+                Marker::Swap {
+                    mib: 256,
+                    device: "/dev/ram0".into(),
+                    listed_kib: 262140,
+                },
+                Marker::SuiteStart("soft-dirty".into()),
+                end("soft-dirty", 20201, Ended::Exited(1)),
+                Marker::Exit(1),
+            ]
+        );
+        let SuiteEnd { ended, .. } = match &markers[4] {
+            Marker::SuiteEnd(e) => e.clone(),
+            m => panic!("{m:?}"),
+        };
+        assert_eq!(
+            SuiteEnd {
+                name: "soft-dirty".into(),
+                ms: 0,
+                ended
+            }
+            .result_line(1),
+            "not ok 1 soft-dirty"
+        );
+    }
+
     #[test]
     fn not_markers() {
         for line in [
