@@ -16,8 +16,10 @@
 //! A missing feature is only ever a probe's verdict; a probe that fails for another
 //! reason fails the test.
 
-// Each test binary includes this file and uses a subset of the features.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary includes this file and uses a subset of the features"
+)]
 
 use std::io::Write;
 
