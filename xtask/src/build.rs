@@ -279,7 +279,13 @@ pub fn first_error(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     let idx = lines
         .iter()
-        .position(|l| l.contains("error:") || l.contains(": undefined reference"))
+        .position(|l| {
+            l.contains("error:")
+                || l.contains(": undefined reference")
+                // A host program the build runs is missing (exit 127).
+                || l.ends_with(": not found")
+                || l.ends_with(": command not found")
+        })
         .or_else(|| lines.iter().position(|l| l.contains("Error ")));
     match idx {
         Some(i) => lines[i.saturating_sub(2)..(i + 6).min(lines.len())].join("\n"),
@@ -297,5 +303,11 @@ mod tests {
         let e = first_error(log);
         assert!(e.starts_with("  CC      mm/a.o"));
         assert!(e.contains("task_mmu.c:12:5: error"));
+    }
+
+    #[test]
+    fn first_error_names_a_missing_program() {
+        let log = "  HOSTLD  fixdep\n/bin/sh: 1: awk: not found\nmake[2]: *** [scripts/Makefile.build:255: scripts/mod/empty.o] Error 127\n";
+        assert!(first_error(log).contains("awk: not found"));
     }
 }

@@ -286,6 +286,29 @@ pub fn reduced_path(dir: &Path, drop: &[String]) -> Result<Vec<String>> {
             }
         }
     }
+    // Debian's alternatives (`awk` -> mawk, `cc` -> gcc): a name in /usr/bin whose
+    // link chain ends at a program already taken is that program under its common name.
+    let taken: BTreeSet<PathBuf> = programs
+        .iter()
+        .filter_map(|(_, at)| at.canonicalize().ok())
+        .collect();
+    for bin in ["/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
+        for e in std::fs::read_dir(bin).into_iter().flatten().flatten() {
+            let link = e.path();
+            let Ok(first) = std::fs::read_link(&link) else {
+                continue;
+            };
+            if !first.starts_with("/etc/alternatives") {
+                continue;
+            }
+            if let Ok(end) = link.canonicalize() {
+                if taken.contains(&end) {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    programs.insert((name, link));
+                }
+            }
+        }
+    }
     for p in RUST_PROGRAMS {
         let at = which(p).ok_or_else(|| setup_error(format!("{p} is not on PATH")))?;
         programs.insert((p.to_string(), at));

@@ -102,7 +102,9 @@ fn declared_host_tools_build_and_boot_the_default_target() {
         &["test-kernel", "--build-dir", build.to_str().unwrap()],
         bin.to_str().unwrap(),
     );
-    let t = text(&o);
+    // The harness quotes the build's first error; the whole log says more.
+    let log = std::fs::read_to_string(build.join("build.log")).unwrap_or_default();
+    let t = format!("{}{log}", text(&o));
     let missing = not_found(&t);
     assert!(
         missing.is_empty(),
