@@ -4,6 +4,7 @@
 //! [`series`] -> [`kconfig`] + [`build`] -> [`initramfs`] -> [`qemu`] -> [`results`],
 //! driven by [`test_kernel`].
 
+mod alarms;
 mod build;
 mod check_series;
 #[allow(dead_code)] // reason: wired into the run plan (`--commits`) once it lands
