@@ -207,6 +207,10 @@ fn per_pattern() -> Vec<(&'static str, Vec<&'static str>)> {
             "\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\" disables this message.",
             "task:soft-dirty      state:D stack:0     pid:88    ppid:1      flags:0x00004002",
         ]),
+        ("hung-task", vec![
+            "INFO: task pagemap_ioctl:95 blocked in I/O wait for more than 122 seconds.",
+            "      Not tainted 7.2.13 #1",
+        ]),
         ("workqueue-lockup", vec![
             "BUG: workqueue lockup - pool cpus=1 node=0 flags=0x0 nice=0 stuck for 31s!",
         ]),
@@ -846,4 +850,57 @@ fn render_groups_by_fingerprint_and_quotes() {
     let panic = render(&scan_all(OOPS_PANIC), 2).join("\n");
     assert!(panic.contains("kernel alarm panic (the kernel panicked and stopped): FATAL"));
     assert!(render(&[], 3).is_empty());
+}
+
+/// Each pattern's `source` names files and quotes format strings: in every kernel tree
+/// at hand (the harness's source cache, and the colon-separated ALARMS_KERNEL_TREES),
+/// at least one quoted string of each pattern is in one of its named files.
+#[test]
+#[ignore = "needs kernel trees (target/kernel/src/*/tree or ALARMS_KERNEL_TREES)"]
+fn pattern_sources_quote_the_kernel() {
+    let mut trees: Vec<std::path::PathBuf> = Vec::new();
+    let cache = crate::util::target_dir().join("kernel/src");
+    for e in std::fs::read_dir(&cache).into_iter().flatten().flatten() {
+        if e.path().join("tree/Makefile").exists() {
+            trees.push(e.path().join("tree"));
+        }
+    }
+    if let Ok(extra) = std::env::var("ALARMS_KERNEL_TREES") {
+        trees.extend(extra.split(':').filter(|s| !s.is_empty()).map(Into::into));
+    }
+    assert!(
+        !trees.is_empty(),
+        "no kernel tree under {}",
+        cache.display()
+    );
+    let file = Regex::new(r"\b(?:arch|kernel|lib|mm|fs|include)(?:/[\w.-]+)+\.[ch]\b").unwrap();
+    let quoted = Regex::new(r#""((?:[^"\\]|\\.)*)""#).unwrap();
+    let mut bad = Vec::new();
+    for tree in &trees {
+        for p in &pats().patterns {
+            let files: Vec<&str> = file.find_iter(&p.source).map(|m| m.as_str()).collect();
+            let texts: Vec<String> = files
+                .iter()
+                .filter_map(|f| std::fs::read_to_string(tree.join(f)).ok())
+                .collect();
+            let found = quoted
+                .captures_iter(&p.source)
+                .map(|c| c[1].to_string())
+                .filter(|q| q.len() >= 10)
+                .any(|q| texts.iter().any(|t| t.contains(&format!("\"{q}\""))));
+            if !found {
+                bad.push(format!("{}: {} ({files:?})", tree.display(), p.name));
+            }
+        }
+        eprintln!(
+            "checked {} patterns against {}",
+            pats().patterns.len(),
+            tree.display()
+        );
+    }
+    assert!(
+        bad.is_empty(),
+        "no quoted string found:\n{}",
+        bad.join("\n")
+    );
 }
