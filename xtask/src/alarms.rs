@@ -339,7 +339,9 @@ impl Syntax {
             )
             .unwrap(),
             hex: Regex::new(r"0x[0-9a-fA-F]+|\b[0-9a-f]{8,16}\b").unwrap(),
-            num: Regex::new(r"\d+").unwrap(),
+            // Numbers, except a source line (`mm/memory.c:123`), which tells two
+            // WARN_ON()s of one file apart when there are no symbols.
+            num: Regex::new(r"(\.[ch]:\d+)|\d+").unwrap(),
         }
     }
 
@@ -351,7 +353,12 @@ impl Syntax {
 fn normalise_title(title: &str) -> String {
     let s = &*SYNTAX;
     let t = s.hex.replace_all(title.trim(), "X");
-    s.num.replace_all(&t, "N").into_owned()
+    s.num
+        .replace_all(&t, |c: &regex::Captures| match c.get(1) {
+            Some(line) => line.as_str().to_string(),
+            None => "N".to_string(),
+        })
+        .into_owned()
 }
 
 fn is_end_marker(msg: &str) -> bool {

@@ -904,3 +904,38 @@ fn pattern_sources_quote_the_kernel() {
         bad.join("\n")
     );
 }
+
+/// A kernel without KALLSYMS (tinyconfig's default) prints bare addresses: no frames,
+/// so the id is the title, still the same across runs.
+#[test]
+fn without_kallsyms_the_title_is_the_id() {
+    let console = |addr: &str, pid: u32, line: u32| {
+        format!(
+            "------------[ cut here ]------------
+WARNING: CPU: 1 PID: {pid} at fs/proc/task_mmu.c:{line} 0x{addr}
+Modules linked in:
+CPU: 1 PID: {pid} Comm: pagemap_ioctl Not tainted 6.1.192 #1
+RIP: 0010:0x{addr}
+Call Trace:
+ <TASK>
+ 0xffffffff811a1b2c
+ ? 0xffffffff81060f2d
+ </TASK>
+---[ end trace 0000000000000000 ]---
+"
+        )
+    };
+    let a = scan_all(&console("ffffffff811c2a3e", 93, 2301));
+    let b = scan_all(&console("ffffffff812d0004", 4242, 2301));
+    assert_eq!(names(&a), ["warning"]);
+    assert!(a[0].fingerprint.frames.is_empty());
+    assert_eq!(
+        a[0].fingerprint.id,
+        "warning:WARNING: CPU: N PID: N at fs/proc/task_mmu.c:2301 X"
+    );
+    assert_eq!(a[0].fingerprint, b[0].fingerprint);
+    // Another WARN_ON() of the same file is another bug.
+    let c = scan_all(&console("ffffffff811c2a3e", 93, 2350));
+    assert_ne!(a[0].fingerprint, c[0].fingerprint);
+    assert_eq!(a[0].lines.len(), 10);
+}
