@@ -15,6 +15,9 @@ const RCU_OTHER: &str = include_str!("../../tests/data/alarms/rcu-stall-other-6.
 const KASAN: &str = include_str!("../../tests/data/alarms/kasan-uaf-6.12.txt");
 const MM_STATE: &str = include_str!("../../tests/data/alarms/mm-state-6.1.txt");
 const CLEAN_61: &str = include_str!("../../tests/data/alarms/clean-6.1-pagemap-scan.txt");
+/// v6.12 with configs/debug.config (lockdep, KFENCE, RCU self tests at boot), soft-dirty.
+const CLEAN_612_DEBUG: &str =
+    include_str!("../../tests/data/alarms/clean-6.12-debug-soft-dirty.txt");
 
 fn pats() -> Patterns {
     static P: LazyLock<Patterns> = LazyLock::new(|| Patterns::builtin().unwrap());
@@ -400,6 +403,7 @@ fn the_same_titles_with_timestamps_and_crlf_give_the_same_result() {
 #[test]
 fn a_clean_console_gives_nothing() {
     assert!(scan_all(CLEAN_61).is_empty());
+    assert!(scan_all(CLEAN_612_DEBUG).is_empty());
     let noise = "\
 RETBleed: WARNING: Spectre v2 mitigation leaves CPU vulnerable to RETBleed attacks, data leaks possible!
 Lock dependency validator: Copyright (c) 2006 Red Hat, Inc., Ingo Molnar
