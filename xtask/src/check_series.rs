@@ -11,10 +11,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::build;
-use crate::series::{self, Series};
+use crate::plan::{Overrides, RunPlan};
+use crate::series;
 use crate::source;
+use crate::stages;
 use crate::targets::Target;
-use crate::util::{fmt_duration, project_root, publish_dir, setup_error, target_dir, Exit};
+use crate::util::{fmt_duration, publish_dir, setup_error, target_dir, Exit};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Options {
@@ -56,24 +58,26 @@ pub fn checkpatch_totals(output: &str) -> Option<(u32, u32)> {
 }
 
 pub fn main(o: Options, target: &Target) -> Result<Exit> {
-    let series_path = o
-        .series
-        .clone()
-        .or_else(|| target.series.as_ref().map(|s| project_root().join(s)))
-        .ok_or_else(|| {
-            setup_error(format!(
-                "check-series: target {} has no series; pass --series",
-                target.name
-            ))
-        })?;
-    let series = Series::load(&series_path)?;
+    let plan = RunPlan::resolve(
+        target,
+        &Overrides {
+            series: o.series.clone(),
+            ..Default::default()
+        },
+    )?;
+    let Some(series) = stages::load_series(&plan)? else {
+        return Err(setup_error(format!(
+            "check-series: target {} has no series; pass --series",
+            target.name
+        )));
+    };
     crate::hosttools::ensure()?;
-    let _lock = crate::util::lock(&target_dir().join("kernel/lock"))?;
-    let pristine = source::fetch(source::Choice::Target(&target.source), false)?;
+    let _lock = stages::lock_caches()?;
+    let pristine = stages::fetch_source(&plan)?;
     let version = source::kernel_version(&pristine.path);
     eprintln!(
         "==> check-series: {} ({} patches) on {}",
-        series_path.display(),
+        series.origin.display(),
         series.patches.len(),
         pristine.describe
     );
@@ -143,12 +147,7 @@ pub fn main(o: Options, target: &Target) -> Result<Exit> {
         path: work.join("tree"),
         local: true,
     };
-    let fragments: Vec<PathBuf> = target
-        .configs
-        .iter()
-        .map(|c| project_root().join("configs").join(c))
-        .collect();
-    let bd = build::plan(&tree, &format!("bisect-{version}"), &fragments)?;
+    let bd = build::plan(&tree, &format!("bisect-{version}"), &plan.fragments)?;
     build::configure(&tree, &bd)?;
     let steps = std::iter::once(None).chain(series.patches.iter().map(Some));
     for (i, p) in steps.enumerate() {

@@ -1,21 +1,27 @@
 //! `cargo xtask`: the host side of the harness.
 //!
-//! The pipeline, one module per stage: [`targets`] -> [`hosttools`] -> [`source`] ->
-//! [`series`] -> [`kconfig`] + [`build`] -> [`initramfs`] -> [`qemu`] -> [`results`],
-//! driven by [`test_kernel`].
+//! [`targets`] + the CLI resolve into a [`plan::RunPlan`]; [`stages`] run it:
+//! [`hosttools`], [`source`] + [`series`] (prepare), [`kconfig`] + [`build`],
+//! [`initramfs`] (pack), [`qemu`] (boot); [`judge`] computes the verdict as results
+//! arrive; [`report`] writes and prints it; [`compare`] sets two runs side by side.
+//! The commands ([`test_kernel`], [`check_series`]) are short functions over those.
 
 mod alarms;
 mod build;
 mod check_series;
+mod compare;
 #[allow(dead_code)] // reason: wired into the run plan (`--commits`) once it lands
 mod git;
 mod hosttools;
 mod initramfs;
+mod judge;
 mod kconfig;
+mod plan;
 mod qemu;
-mod results;
+mod report;
 mod series;
 mod source;
+mod stages;
 mod targets;
 mod test_kernel;
 mod util;
@@ -65,14 +71,23 @@ enum Cmd {
         #[arg(long)]
         install: bool,
     },
-    /// Judge a saved results.ktap (and console.log) against a target, offline.
+    /// Replay a saved run offline: its verdict, table and exit code.
+    ///
+    /// Given a run directory (or its results.ktap), the run is judged with the plan it
+    /// recorded (run.json). A results file without run.json is judged against a
+    /// target's suites (`--target`, `--suites`, `--console`).
     Parse {
-        /// The results file (results.ktap of an earlier run).
-        results: PathBuf,
+        /// A run directory (`target/test-kernel/<target>/latest`) or a results file.
+        path: PathBuf,
+        /// Judge a bare results file against this target (default: the default target).
         #[arg(long)]
         target: Option<String>,
+        /// The console log of a bare results file.
         #[arg(long)]
         console: Option<PathBuf>,
+        /// The suites a bare results file ran (comma separated; default: the target's).
+        #[arg(long, value_delimiter = ',')]
+        suites: Vec<String>,
     },
 }
 
@@ -91,10 +106,11 @@ fn main() -> ExitCode {
         } => hosttools::main(reduced_path.as_deref(), &drop, install),
         Cmd::ListTargets { json } => test_kernel::list_targets(json),
         Cmd::Parse {
-            results,
+            path,
             target,
             console,
-        } => test_kernel::parse_offline(&results, target.as_deref(), console.as_deref()),
+            suites,
+        } => test_kernel::parse(&path, target.as_deref(), console.as_deref(), &suites),
     };
     match r {
         Ok(code) => ExitCode::from(code as u8),

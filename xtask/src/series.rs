@@ -145,8 +145,9 @@ pub fn split_mbox(text: &str) -> Vec<Patch> {
     out
 }
 
-/// Why a patch did not apply: the file(s) and hunk(s) `patch` named.
-pub fn describe_failure(output: &str) -> String {
+/// Why a patch did not apply: the problems `patch` named, one per failed hunk or missing file; without any,
+/// the last lines of its output.
+pub fn failure_problems(output: &str) -> Vec<String> {
     let mut file = String::new();
     let mut problems = Vec::new();
     for line in output.lines() {
@@ -163,19 +164,34 @@ pub fn describe_failure(output: &str) -> String {
         }
     }
     if problems.is_empty() {
-        output
-            .lines()
-            .rev()
-            .take(5)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
+        let lines: Vec<&str> = output.lines().collect();
+        vec![lines[lines.len().saturating_sub(5)..].join("\n")]
     } else {
-        problems.join("\n")
+        problems
     }
 }
+
+/// A patch that does not apply, as data: reports carry the patch and its hunks.
+#[derive(Debug, Clone)]
+pub struct NotApplied {
+    /// The patch's name in the series (`0002-...patch`).
+    pub patch: String,
+    /// What `patch` said, one entry per failed hunk (`file: Hunk #2 FAILED at 120.`).
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for NotApplied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "series: {} does not apply:\n    {}",
+            self.patch,
+            self.problems.join("\n").replace('\n', "\n    ")
+        )
+    }
+}
+
+impl std::error::Error for NotApplied {}
 
 /// Applies one patch to `dir` with GNU patch, strictly (no fuzz).
 pub fn apply_one(dir: &Path, patch: &Patch) -> Result<()> {
@@ -199,12 +215,13 @@ pub fn apply_one(dir: &Path, patch: &Patch) -> Result<()> {
     if out.status.success() {
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    Err(setup_error(format!(
-        "series: {} does not apply:\n    {}",
-        patch.name,
-        describe_failure(&text).replace('\n', "\n    ")
-    )))
+    // Not a `Failure`: any other error maps to exit 2 (util::exit_code_of), and
+    // the reports downcast to this type for the patch and its hunks.
+    Err(NotApplied {
+        patch: patch.name.clone(),
+        problems: failure_problems(&String::from_utf8_lossy(&out.stdout)),
+    }
+    .into())
 }
 
 /// Every path a patch reads or writes: `--- a/X`, `+++ b/X`, git's rename/copy lines.

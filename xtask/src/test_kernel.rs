@@ -1,20 +1,24 @@
-//! The `test-kernel` command: runs the stages in order for each target, times them,
-//! and turns the analysis into files and an exit code.
+//! The `test-kernel` and `parse` commands: short functions over the stages.
+//!
+//! [`run`] is one run of a [`RunPlan`]: hosttools -> [`stages::prepare`] ->
+//! [`stages::build`] -> [`stages::pack`] -> [`stages::boot`] (fed to a [`Judge`]) ->
+//! [`report::write`], which leaves summary.json and junit.xml whichever stage it ended
+//! at. `--all` loops over targets, `--compare-base` runs two plans and compares
+//! them, and [`parse`] replays a saved run directory through the same judge.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::build;
+use crate::compare;
 use crate::hosttools;
-use crate::initramfs;
-use crate::qemu::{self, Accel};
-use crate::results::{self, Analysis};
-use crate::series::{self, Series};
-use crate::source;
-use crate::targets::{Matrix, Target};
-use crate::util::{project_root, target_dir, Exit, Stage};
+use crate::judge::{Judge, Judgement};
+use crate::plan::{Overrides, RunPlan, RunRecord};
+use crate::qemu::Accel;
+use crate::report::{self, Ending};
+use crate::stages::{self, RunLog, StageFailure, StageName};
+use crate::targets::Matrix;
+use crate::util::{project_root, setup_error, Exit};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Options {
@@ -118,36 +122,120 @@ pub fn list_targets(json: bool) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-pub fn parse_offline(results: &Path, target: Option<&str>, console: Option<&Path>) -> Result<Exit> {
+/// `cargo xtask parse`: replays a saved run. A run directory (or a results.ktap with
+/// run.json beside it) is judged with the plan it ran with; a bare results file is
+/// judged against a target's suites (`--suites` narrows them).
+pub fn parse(
+    path: &Path,
+    target: Option<&str>,
+    console: Option<&Path>,
+    suites: &[String],
+) -> Result<Exit> {
+    let dir = if path.is_dir() {
+        Some(path.to_path_buf())
+    } else {
+        path.parent()
+            .filter(|d| d.join(crate::plan::RUN_JSON).exists() && target.is_none())
+            .map(Path::to_path_buf)
+    };
+    if let Some(dir) = dir {
+        let record = RunRecord::load(&dir)?;
+        let judged = record.failure.is_none().then(|| {
+            let (results, con) = stages::saved_output(&dir);
+            Judge::replay(&record.plan, &results, &con, record.boot.as_ref())
+        });
+        return Ok(show(
+            &record,
+            judged.as_ref(),
+            &format!("replayed from {}", dir.display()),
+        ));
+    }
     let m = matrix()?;
     let t = m.get(target.unwrap_or(&m.default))?;
-    let text = std::fs::read_to_string(results)
-        .with_context(|| format!("reading {}", results.display()))?;
-    let con = console
-        .map(std::fs::read_to_string)
-        .transpose()?
-        .unwrap_or_default();
-    let a = results::analyse(&ktap::parse(&text), t, &t.suite_order(), &con);
-    print!("{}", results::table(&a, &[]));
-    Ok(a.exit(false))
+    let plan = RunPlan::resolve(
+        t,
+        &Overrides {
+            suites: suites.to_vec(),
+            ..Default::default()
+        },
+    )?;
+    let results = std::fs::read(path)
+        .map_err(|e| setup_error(format!("parse: reading {}: {e}", path.display())))?;
+    let con = match console {
+        Some(c) => std::fs::read(c)
+            .map_err(|e| setup_error(format!("parse: reading {}: {e}", c.display())))?,
+        None => Vec::new(),
+    };
+    let j = Judge::replay(
+        &plan,
+        &String::from_utf8_lossy(&results),
+        &String::from_utf8_lossy(&con),
+        None,
+    );
+    let record = RunRecord::new(plan);
+    Ok(show(
+        &record,
+        Some(&j),
+        &format!("judged from {}", path.display()),
+    ))
+}
+
+/// Prints the end-of-run text; returns the exit code.
+fn show(record: &RunRecord, judged: Option<&Judgement>, whence: &str) -> Exit {
+    let end = match judged {
+        Some(j) => Ending::Judged(j),
+        None => Ending::Stopped,
+    };
+    println!("\n{}: {whence}", report::title(record));
+    print!("{}", report::text(record, end));
+    end.exit(record)
+}
+
+impl Options {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            tree: self.tree.clone(),
+            series: self.series.clone(),
+            no_series: self.no_series,
+            tarball: self.tarball,
+            accel: Some(self.accel),
+            kvm_deadline_s: Some(self.kvm_deadline),
+            suite_timeout_s: self.suite_timeout,
+            suites: self.suites.clone(),
+            require_kvm: self.require_kvm,
+            extra_configs: self.extra_configs.clone(),
+            append: self.append.clone(),
+            out: self.out.clone(),
+            build_dir: self.build_dir.clone(),
+        }
+    }
 }
 
 pub fn main(o: Options) -> Result<Exit> {
-    let m = matrix_from(o.targets.as_deref())
-        .map_err(|e| crate::util::setup_error(format!("{e:#}")))?;
+    let m = matrix_from(o.targets.as_deref()).map_err(|e| setup_error(format!("{e:#}")))?;
     let names: Vec<String> = if o.all {
         m.targets.iter().map(|t| t.name.clone()).collect()
     } else {
         vec![o.target.clone().unwrap_or_else(|| m.default.clone())]
     };
-    hosttools::ensure()?;
     let mut worst = Exit::Ok;
     for name in names {
-        let t = m.get(&name)?.clone();
-        let r = if o.compare_base {
-            compare_base(&t, &o)
-        } else {
-            run_target(&t, &o).map(|(c, _)| c)
+        let t = m.get(&name).map_err(|e| setup_error(format!("{e:#}")))?;
+        let r = match RunPlan::resolve(t, &o.overrides()) {
+            Ok(plan) if o.compare_base => compare_base(&plan),
+            Ok(plan) => run(&plan).map(|f| f.exit),
+            // A plan that cannot be resolved still leaves a run directory with its
+            // reports: the target's own plan, stopped at the plan stage.
+            Err(e) => {
+                let fallback = RunPlan::resolve(
+                    t,
+                    &Overrides {
+                        suites: Vec::new(),
+                        ..o.overrides()
+                    },
+                )?;
+                stopped_at_plan(&fallback, &e)
+            }
         };
         let code = match r {
             Ok(c) => c,
@@ -165,303 +253,91 @@ pub fn main(o: Options) -> Result<Exit> {
     Ok(worst)
 }
 
-fn run_dir(target: &str) -> Result<PathBuf> {
-    let base = target_dir().join("test-kernel").join(target);
-    std::fs::create_dir_all(&base)?;
-    let stamp = duct::cmd!("date", "-u", "+%Y%m%d-%H%M%S")
-        .read()
-        .unwrap_or_else(|_| "run".into());
-    let mut dir = base.join(&stamp);
-    let mut n = 1;
-    while dir.exists() {
-        n += 1;
-        dir = base.join(format!("{stamp}.{n}"));
-    }
-    std::fs::create_dir_all(&dir)?;
-    let latest = base.join("latest");
-    let _ = std::fs::remove_file(&latest);
-    let _ = std::os::unix::fs::symlink(dir.file_name().expect("named"), &latest);
-    Ok(dir)
+fn stopped_at_plan(plan: &RunPlan, e: &anyhow::Error) -> Result<Exit> {
+    let mut log = RunLog::start(plan)?;
+    log.fail(StageFailure::new(StageName::Plan, e));
+    Ok(finish(&mut log, None)?.exit)
 }
 
-/// Runs the target with and without its series and prints what changed.
-fn compare_base(t: &Target, o: &Options) -> Result<Exit> {
-    if t.series.is_none() && o.series.is_none() {
-        return Err(crate::util::setup_error(format!(
+/// A run that went as far as it could.
+pub struct Finished {
+    /// The judgement, when the run got to its results.
+    pub judgement: Option<Judgement>,
+    pub exit: Exit,
+}
+
+/// One run of a plan, through every stage; its reports are written whichever stage
+/// it stopped at. Only a failure to write the run directory itself is an `Err`.
+pub fn run(plan: &RunPlan) -> Result<Finished> {
+    let mut log = RunLog::start(plan)?;
+    eprintln!("==> target {}: {}", plan.target, plan.description);
+    let judged = pipeline(plan, &mut log).ok();
+    finish(&mut log, judged)
+}
+
+/// The stages in order; the first failure stops the run.
+fn pipeline(plan: &RunPlan, log: &mut RunLog) -> stages::Stage<Judgement> {
+    log.step(StageName::Hosttools, None, hosttools::ensure)?;
+    let lock = log.step(StageName::Source, None, stages::lock_caches)?;
+    let prepared = stages::prepare(plan, log)?;
+    let built = stages::build(plan, &prepared, log)?;
+    let initrd = stages::pack(plan, &prepared, &built, log)?;
+    // The kernel and the C suites are built: other runs may use the caches now.
+    drop(lock);
+    let mut judge = Judge::new(plan);
+    let booted = stages::boot(plan, &built, &initrd, &mut judge, log)?;
+    Ok(judge.finish(&booted.console_text(), Some(&booted.facts)))
+}
+
+/// Saves the record, writes the reports and prints the end-of-run text.
+fn finish(log: &mut RunLog, judged: Option<Judgement>) -> Result<Finished> {
+    log.finish()?;
+    let end = match &judged {
+        Some(j) => Ending::Judged(j),
+        None => Ending::Stopped,
+    };
+    report::write(&log.dir, &log.record, end)?;
+    if let Some(f) = &log.record.failure {
+        eprintln!("error: {}", f.message);
+    }
+    let exit = show(
+        &log.record,
+        judged.as_ref(),
+        &format!("results in {}", log.dir.display()),
+    );
+    Ok(Finished {
+        judgement: judged,
+        exit,
+    })
+}
+
+/// Runs the plan with and without its series and prints what changed.
+fn compare_base(plan: &RunPlan) -> Result<Exit> {
+    if plan.series.is_none() {
+        return Err(setup_error(format!(
             "--compare-base: target {} has no series",
-            t.name
+            plan.target
         )));
     }
-    let (code, with) = run_target(t, o)?;
-    // Upstream's C programs come from the tree under test: the base tree may not
-    // have them (the series adds pagemap_ioctl.c to 6.1), so the base runs the Rust
-    // suites, and only those are compared.
-    let ran: Vec<String> = if o.suites.is_empty() {
-        t.suite_order()
-    } else {
-        o.suites.clone()
-    };
-    let rust_suites: Vec<String> = ran.into_iter().filter(|s| !s.ends_with(".c")).collect();
-    let base_opts = Options {
-        no_series: true,
-        series: None,
-        suites: rust_suites.clone(),
-        out: o.out.as_ref().map(|d| d.join("base")),
-        ..o.clone()
+    let with = run(plan)?;
+    let Some(wj) = &with.judgement else {
+        return Ok(with.exit);
     };
     eprintln!("==> --compare-base: the same target without its series");
-    let (_, base) = run_target(t, &base_opts)?;
-    let with = results::Analysis {
-        tests: with
-            .tests
-            .into_iter()
-            .filter(|x| rust_suites.contains(&x.suite))
-            .collect(),
-        suites: with
-            .suites
-            .into_iter()
-            .filter(|x| rust_suites.contains(&x.name))
-            .collect(),
-        ..with
+    let base = run(&plan.base())?;
+    let Some(bj) = &base.judgement else {
+        return Ok(worse(with.exit, base.exit));
     };
-    let changes = results::compare(&base, &with);
-    println!(
-        "
-{}",
-        results::comparison_table(&changes)
-    );
+    let changes = compare::compare(bj, wj);
+    println!("\n{}", compare::table(&changes));
     let regressions = changes.iter().filter(|c| c.is_regression()).count();
     if regressions > 0 {
         println!("{regressions} regression(s): passed without the series, not with it");
-        return Ok(std::cmp::max_by_key(code, Exit::Mismatch, |e| *e as u8));
+        return Ok(worse(with.exit, Exit::Mismatch));
     }
-    Ok(code)
+    Ok(with.exit)
 }
 
-/// The whole pipeline for one target.
-pub fn run_target(t: &Target, o: &Options) -> Result<(Exit, Analysis)> {
-    let mut timings: Vec<(&'static str, Duration)> = Vec::new();
-    let total = Instant::now();
-    eprintln!("==> target {}: {}", t.name, t.description);
-
-    // Source, series and build share caches with any other run: one at a time.
-    let kernel_lock = crate::util::lock(&target_dir().join("kernel/lock"))?;
-    let st = Stage::start("source", "kernel source tree");
-    let choice = match &o.tree {
-        Some(p) => source::Choice::Local(p),
-        None => source::Choice::Target(&t.source),
-    };
-    let pristine = source::fetch(choice, o.tarball)?;
-    eprintln!("    {} at {}", pristine.describe, pristine.path.display());
-    st.done(&mut timings);
-
-    let series_path = if o.no_series {
-        None
-    } else {
-        o.series
-            .clone()
-            .or_else(|| t.series.as_ref().map(|s| project_root().join(s)))
-    };
-    let tree = match &series_path {
-        Some(p) => {
-            let st = Stage::start("series", p.display());
-            let s = Series::load(p)?;
-            let tree = series::patched_tree(&pristine, &s)?;
-            st.done(&mut timings);
-            tree
-        }
-        // A local tree is built in place. A cached source is built from its
-        // per-version working copy too, so that with and without a series the
-        // compiler sees the same paths and ccache serves what the series left alone.
-        None if pristine.local => pristine,
-        None => series::patched_tree(&pristine, &Series::empty())?,
-    };
-    let version = source::kernel_version(&tree.path);
-
-    let mut fragments: Vec<PathBuf> = t
-        .configs
-        .iter()
-        .map(|c| project_root().join("configs").join(c))
-        .collect();
-    fragments.extend(o.extra_configs.iter().cloned());
-    // Named by kernel version: the key tells contents apart, so a target's base
-    // (`--no-series`, `--compare-base`) reuses the plain target's build.
-    let mut bd = build::plan(&tree, &format!("linux-{version}"), &fragments)?;
-    if let Some(d) = &o.build_dir {
-        bd.dir = std::path::absolute(d)?;
-    }
-    let kernel = if build::up_to_date(&tree, &bd) {
-        eprintln!("==> build: unchanged, reusing {}", bd.dir.display());
-        build::bzimage(&bd.dir)
-    } else {
-        let st = Stage::start(
-            "kconfig",
-            format!("tinyconfig + {} fragment(s), {version}", fragments.len()),
-        );
-        build::configure(&tree, &bd)?;
-        st.done(&mut timings);
-        let st = Stage::start(
-            "build",
-            format!(
-                "bzImage in {} (-j{})",
-                bd.dir.display(),
-                crate::util::jobs()
-            ),
-        );
-        let img = build::build(&tree, &bd)?;
-        st.done(&mut timings);
-        img
-    };
-
-    let run = match &o.out {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            d.clone()
-        }
-        None => run_dir(&t.name)?,
-    };
-    let st = Stage::start("initramfs", "static guest binaries + newc cpio");
-    let suites: Vec<String> = if o.suites.is_empty() {
-        t.suite_order()
-    } else {
-        o.suites.clone()
-    };
-    for s in &suites {
-        if !t.suites.contains_key(s) {
-            return Err(crate::util::setup_error(format!(
-                "--suites: {s:?} is not a suite of target {}",
-                t.name
-            )));
-        }
-    }
-    let bins = initramfs::build_guest()?;
-    let init = initramfs::read_static(&bins.join("init"))?;
-    let mut members = Vec::new();
-    // A suite may be listed more than once (timing runs): one copy in the archive.
-    let mut unique = suites.clone();
-    unique.sort();
-    unique.dedup();
-    for s in &unique {
-        let bin = if s.ends_with(".c") {
-            initramfs::build_upstream_c(&tree.path, &bd.dir, s)?
-        } else {
-            bins.join(s)
-        };
-        members.push((s.clone(), initramfs::read_static(&bin)?));
-    }
-    let cpio = initramfs::write_newc(&initramfs::layout(init, members));
-    let initrd = run.join("initramfs.cpio");
-    std::fs::write(&initrd, &cpio)?;
-    st.done(&mut timings);
-
-    // The kernel and the C suites are built: other runs may use the caches now.
-    drop(kernel_lock);
-    let st = Stage::start(
-        "boot+test",
-        format!("{} suite(s): {}", suites.len(), suites.join(", ")),
-    );
-    let q = &t.qemu;
-    let vm = qemu::Vm {
-        kernel,
-        initrd,
-        memory_mib: q.memory_mib,
-        cpus: q.cpus,
-        append: qemu::kernel_cmdline(
-            &suites,
-            o.suite_timeout.unwrap_or(q.suite_timeout_s),
-            &q.thp,
-            q.hugepages,
-            q.swap_mib,
-            &format!("{} {}", q.append, o.append.as_deref().unwrap_or("")),
-        ),
-        console_log: run.join("console.log"),
-        results_raw: run.join("results.ktap"),
-        timeout: Duration::from_secs(q.timeout_s),
-    };
-    let started = Instant::now();
-    let mut live = |line: &str| {
-        eprintln!("    [{:>6.1}s] {line}", started.elapsed().as_secs_f64());
-    };
-    let outcome = qemu::run(
-        &vm,
-        o.accel,
-        Duration::from_secs(o.kvm_deadline),
-        &target_dir().join("test-kernel"),
-        &mut live,
-    )?;
-    st.done(&mut timings);
-    if o.require_kvm && !outcome.kvm {
-        return Err(crate::util::setup_error(
-            "--require-kvm: the guest did not run under KVM",
-        ));
-    }
-
-    let text = std::fs::read_to_string(&vm.results_raw).unwrap_or_default();
-    let console =
-        String::from_utf8_lossy(&std::fs::read(&vm.console_log).unwrap_or_default()).to_string();
-    let root = ktap::parse(&text);
-    let a = results::analyse(&root, t, &suites, &console);
-    if o.require_kvm {
-        // The guest's own word: its clocksource is kvm-clock only under KVM.
-        let cs = results::guest_clocksource(&a);
-        if cs.as_deref() != Some("kvm-clock") {
-            return Err(crate::util::setup_error(format!(
-                "--require-kvm: the guest reports clocksource {}, not kvm-clock",
-                cs.as_deref().unwrap_or("(none)")
-            )));
-        }
-    }
-    let exit = a.exit(outcome.timed_out);
-    timings.push(("total", total.elapsed()));
-    write_reports(&run, t, &a, &timings, &outcome, exit, &version)?;
-    println!(
-        "\n{} ({version}, {}): results in {}",
-        t.name,
-        if outcome.kvm { "KVM" } else { "TCG" },
-        run.display()
-    );
-    if outcome.timed_out {
-        println!("watchdog: QEMU killed after {} s", q.timeout_s);
-    }
-    if exit == Exit::Crash && !outcome.stderr.trim().is_empty() {
-        println!("qemu stderr:\n{}", outcome.stderr.trim());
-    }
-    print!("{}", results::table(&a, &timings));
-    if unique.len() < suites.len() {
-        print!("{}", results::timing_table(&results::suite_times(&text)));
-    }
-    println!("exit {}", exit as u8);
-    Ok((exit, a))
-}
-
-fn write_reports(
-    run: &Path,
-    t: &Target,
-    a: &Analysis,
-    timings: &[(&'static str, Duration)],
-    outcome: &qemu::Outcome,
-    exit: Exit,
-    version: &str,
-) -> Result<()> {
-    std::fs::write(run.join("junit.xml"), results::junit(&t.name, a))?;
-    let phases: serde_json::Map<String, serde_json::Value> = timings
-        .iter()
-        .map(|(n, d)| (n.to_string(), serde_json::json!(d.as_secs_f64())))
-        .collect();
-    let summary = serde_json::json!({
-        "target": t.name,
-        "kernel": version,
-        "accel": if outcome.kvm { "kvm" } else { "tcg" },
-        "exit": exit as u8,
-        "watchdog_fired": outcome.timed_out,
-        "qemu_exit": outcome.status.and_then(|s| s.code()),
-        "boot_and_test_s": outcome.elapsed.as_secs_f64(),
-        "phases_s": phases,
-        "analysis": a,
-    });
-    std::fs::write(
-        run.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?,
-    )?;
-    Ok(())
+fn worse(a: Exit, b: Exit) -> Exit {
+    std::cmp::max_by_key(a, b, |e| *e as u8)
 }

@@ -1,0 +1,701 @@
+//! The verdict, computed once: the results port's lines go through the ktap crate's
+//! streaming parser as they arrive ([`Judge::feed`]); each top-level suite is judged
+//! against the plan's expectations when its result line comes in (the live view),
+//! and [`Judge::finish`] judges the whole run, with the console scanned for kernel
+//! trouble and the boot's facts (watchdog, KVM). A saved run is replayed through the
+//! same path, line by line.
+//!
+//! Statuses are [`ktap::Status`] throughout; rendering lives in [`crate::report`],
+//! comparison in [`crate::compare`].
+
+use std::collections::BTreeSet;
+
+use ktap::{Event, Status, Test};
+use serde::{Serialize, Serializer};
+
+use crate::plan::{BootFacts, RunPlan};
+use crate::targets::Expect;
+use crate::util::Exit;
+
+/// The guest init's marker lines on the results port. One place for their shapes,
+/// so that moving them to the protocol crate is one change.
+pub mod markers {
+    /// `# exit=N`: the init's last line; its absence means the run was cut short.
+    pub const EXIT_KEY: &str = "exit";
+    /// `# init: kernel 6.1.158 clocksource=tsc ...`.
+    pub const INIT_PREFIX: &str = "init:";
+    /// `clocksource=<name>` inside the init line.
+    pub const CLOCKSOURCE: &str = "clocksource=";
+
+    /// `# <suite>: <ms> ms exit=<n>` (without the `# `): (suite, ms).
+    pub fn suite_time(diag: &str) -> Option<(&str, u64)> {
+        let (name, rest) = diag.split_once(": ")?;
+        let (ms, unit) = rest.split_once(' ')?;
+        if name.contains(' ') || !unit.starts_with("ms") {
+            return None;
+        }
+        Some((name, ms.parse().ok()?))
+    }
+}
+
+fn status_str<S: Serializer>(s: &Status, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.as_str())
+}
+
+/// One test as judged against expectations.
+#[derive(Clone, Debug, Serialize)]
+pub struct TestVerdict {
+    pub suite: String,
+    pub name: String,
+    #[serde(serialize_with = "status_str")]
+    pub status: Status,
+    /// The directive reason or first diagnostic (why it skipped/failed).
+    pub reason: String,
+    /// Expected by the target (pass, expected fail, expected skip).
+    pub as_expected: bool,
+    /// What the target says about this test, if anything.
+    pub expectation: Option<String>,
+}
+
+/// One suite as judged.
+#[derive(Clone, Debug, Serialize)]
+pub struct SuiteVerdict {
+    pub name: String,
+    /// The suite's own result; `CRASHED` when it never reported.
+    #[serde(serialize_with = "status_str")]
+    pub status: Status,
+    pub pass: u32,
+    pub fail: u32,
+    pub skip: u32,
+    pub xfail: u32,
+    pub crashed: u32,
+    pub expected_failures: u32,
+    /// Whole-suite skip reason (`1..0 # SKIP reason`).
+    pub skipped_suite: Option<String>,
+    /// Guest time the suite took, from the init's diagnostic.
+    pub guest_ms: Option<u64>,
+    pub mismatches: Vec<String>,
+}
+
+impl SuiteVerdict {
+    fn new(name: &str, status: Status) -> SuiteVerdict {
+        SuiteVerdict {
+            name: name.to_string(),
+            status,
+            pass: 0,
+            fail: 0,
+            skip: 0,
+            xfail: 0,
+            crashed: 0,
+            expected_failures: 0,
+            skipped_suite: None,
+            guest_ms: None,
+            mismatches: Vec::new(),
+        }
+    }
+
+    /// The table's verdict column.
+    pub fn verdict(&self) -> String {
+        if !self.mismatches.is_empty() {
+            format!("{} unexpected", self.mismatches.len())
+        } else if let Some(why) = &self.skipped_suite {
+            format!("skipped as expected: {why}")
+        } else if self.expected_failures > 0 {
+            format!("as expected ({} expected failures)", self.expected_failures)
+        } else {
+            "as expected".into()
+        }
+    }
+}
+
+/// A whole run, judged.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Judgement {
+    pub suites: Vec<SuiteVerdict>,
+    pub tests: Vec<TestVerdict>,
+    /// Console lines quoting kernel trouble.
+    pub console_problems: Vec<String>,
+    pub panicked: bool,
+    /// The results ended without the init's `# exit=` line.
+    pub cut_short: bool,
+    pub guest_exit: Option<i32>,
+    pub init_info: Vec<String>,
+    pub parse_errors: Vec<String>,
+    /// The host watchdog killed QEMU.
+    pub watchdog_fired: bool,
+    /// `--require-kvm` and the guest did not run under KVM: why.
+    pub kvm_required: Option<String>,
+    /// Guest time of each suite run, in run order (repeated suites included).
+    pub suite_times: Vec<(String, u64)>,
+}
+
+impl Judgement {
+    pub fn mismatches(&self) -> usize {
+        self.suites.iter().map(|s| s.mismatches.len()).sum()
+    }
+
+    /// The exit code the run's results earn.
+    pub fn exit(&self) -> Exit {
+        if self.kvm_required.is_some() {
+            Exit::Setup
+        } else if self.panicked || self.cut_short || self.watchdog_fired {
+            Exit::Crash
+        } else if self.mismatches() > 0
+            || !self.console_problems.is_empty()
+            || !self.parse_errors.is_empty()
+        {
+            Exit::Mismatch
+        } else {
+            Exit::Ok
+        }
+    }
+
+    /// One line saying why the exit code is what it is.
+    pub fn headline(&self) -> String {
+        if let Some(why) = &self.kvm_required {
+            return format!("set-up error: {why}");
+        }
+        let mut crash = Vec::new();
+        if self.panicked {
+            crash.push("the kernel panicked");
+        }
+        if self.watchdog_fired {
+            crash.push("the watchdog killed QEMU");
+        }
+        if self.cut_short {
+            crash.push("the results were cut short");
+        }
+        if !crash.is_empty() {
+            return format!("crash: {}", crash.join(", "));
+        }
+        let mut bad = Vec::new();
+        if self.mismatches() > 0 {
+            bad.push(format!("{} unexpected result(s)", self.mismatches()));
+        }
+        if !self.console_problems.is_empty() {
+            bad.push(format!(
+                "{} kernel console problem(s)",
+                self.console_problems.len()
+            ));
+        }
+        if !self.parse_errors.is_empty() {
+            bad.push(format!("{} results error(s)", self.parse_errors.len()));
+        }
+        if bad.is_empty() {
+            "ok: every result as the target expects".into()
+        } else {
+            format!("mismatch: {}", bad.join(", "))
+        }
+    }
+
+    /// The clocksource the guest init reported (`# init: ... clocksource=<name> ...`).
+    pub fn guest_clocksource(&self) -> Option<String> {
+        self.init_info.iter().find_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(markers::CLOCKSOURCE))
+                .map(str::to_string)
+        })
+    }
+}
+
+/// Something to show while the results arrive.
+pub enum Progress {
+    /// A raw results line (as received).
+    Line(String),
+    /// A top-level suite finished, judged.
+    Suite(SuiteVerdict),
+}
+
+/// The streaming judge of one run.
+pub struct Judge<'p> {
+    plan: &'p RunPlan,
+    parser: ktap::Parser,
+    suite_times: Vec<(String, u64)>,
+}
+
+impl<'p> Judge<'p> {
+    pub fn new(plan: &'p RunPlan) -> Judge<'p> {
+        Judge {
+            plan,
+            parser: ktap::Parser::new(),
+            suite_times: Vec::new(),
+        }
+    }
+
+    /// Feeds one results line; returns what to show for it.
+    pub fn feed(&mut self, line: &str) -> Vec<Progress> {
+        let mut out = vec![Progress::Line(line.to_string())];
+        for ev in self.parser.feed(line) {
+            match ev {
+                Event::Diagnostic { depth: 0, text, .. } => {
+                    if let Some((s, ms)) = markers::suite_time(&text) {
+                        self.suite_times.push((s.to_string(), ms));
+                    }
+                }
+                Event::Result { depth: 0, test, .. } => {
+                    if let Some(e) = self.plan.expect.get(&test.name) {
+                        let (v, _) = judge_suite(&test.name, Some(&test), e, &[]);
+                        out.push(Progress::Suite(v));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Judges the whole run: the parsed results, the console and the boot's facts.
+    pub fn finish(self, console: &str, boot: Option<&BootFacts>) -> Judgement {
+        let root = self.parser.finish();
+        let mut a = Judgement {
+            suite_times: self.suite_times,
+            ..Default::default()
+        };
+        (a.console_problems, a.panicked) = scan_console(console);
+        a.guest_exit = root
+            .diagnostic_value(markers::EXIT_KEY)
+            .and_then(|v| v.trim().parse().ok());
+        a.cut_short = a.guest_exit.is_none();
+        a.init_info = root
+            .diagnostics
+            .iter()
+            .filter(|d| d.starts_with(markers::INIT_PREFIX))
+            .cloned()
+            .collect();
+        // Errors inside a suite's block are that suite's (judge_suite); these are the
+        // results document's own.
+        a.parse_errors = root
+            .errors
+            .iter()
+            .map(|e| format!("results line {}: {}", e.line, e.message))
+            .collect();
+        for name in self.plan.unique_suites() {
+            let expect = self.plan.expect.get(&name).cloned().unwrap_or_default();
+            let (summary, tests) =
+                judge_suite(&name, root.subtest(&name), &expect, &root.diagnostics);
+            a.suites.push(summary);
+            a.tests.extend(tests);
+        }
+        a.watchdog_fired = boot.is_some_and(|b| b.watchdog_fired);
+        if self.plan.require_kvm {
+            let cs = a.guest_clocksource();
+            a.kvm_required = if !boot.is_some_and(|b| b.kvm) {
+                Some("--require-kvm: the guest did not run under KVM".into())
+            } else if cs.as_deref() != Some("kvm-clock") {
+                // The guest's own word: its clocksource is kvm-clock only under KVM.
+                Some(format!(
+                    "--require-kvm: the guest reports clocksource {}, not kvm-clock",
+                    cs.as_deref().unwrap_or("(none)")
+                ))
+            } else {
+                None
+            };
+        }
+        a
+    }
+
+    /// Replays saved results: every line through [`Judge::feed`], then finish.
+    pub fn replay(
+        plan: &RunPlan,
+        results: &str,
+        console: &str,
+        boot: Option<&BootFacts>,
+    ) -> Judgement {
+        let mut j = Judge::new(plan);
+        for l in results.lines() {
+            j.feed(l);
+        }
+        j.finish(console, boot)
+    }
+}
+
+/// Kernel trouble on the console, quoted with the two lines that follow each hit.
+pub fn scan_console(console: &str) -> (Vec<String>, bool) {
+    let re = regex::Regex::new(r"Kernel panic|BUG:|WARNING:|Oops|general protection fault")
+        .expect("valid regex");
+    let lines: Vec<&str> = console.lines().collect();
+    let mut out = Vec::new();
+    let mut panicked = false;
+    let mut skip_until = 0;
+    for (i, l) in lines.iter().enumerate() {
+        if i < skip_until || !re.is_match(l) {
+            continue;
+        }
+        panicked |= l.contains("Kernel panic");
+        let end = (i + 3).min(lines.len());
+        out.push(
+            lines[i..end]
+                .iter()
+                .map(|s| s.trim_end())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        skip_until = end;
+    }
+    (out, panicked)
+}
+
+fn reason_of(t: &Test) -> String {
+    t.reason
+        .clone()
+        .filter(|r| !r.is_empty())
+        .or_else(|| t.diagnostics.last().cloned())
+        .unwrap_or_default()
+}
+
+/// The init's `# <suite>: <ms> ms exit=<n>` diagnostic, wherever the parser kept it.
+fn guest_ms(t: &Test, root_diagnostics: &[String], name: &str) -> Option<u64> {
+    t.diagnostics
+        .iter()
+        .chain(root_diagnostics.iter())
+        .filter_map(|d| markers::suite_time(d))
+        .find_map(|(n, ms)| (n == name).then_some(ms))
+}
+
+/// Judges one suite's results (`None`: it never reported) against its expectation;
+/// `root_diagnostics` are the document's own (where the init's timing line may be).
+pub fn judge_suite(
+    name: &str,
+    t: Option<&Test>,
+    e: &Expect,
+    root_diagnostics: &[String],
+) -> (SuiteVerdict, Vec<TestVerdict>) {
+    let mut judged = Vec::new();
+    let Some(t) = t else {
+        let mut s = SuiteVerdict::new(name, Status::Crashed);
+        s.crashed = 1;
+        s.mismatches.push(format!(
+            "{name}: no result (the run ended before this suite reported)"
+        ));
+        return (s, judged);
+    };
+    let mut s = SuiteVerdict::new(name, t.status);
+    s.guest_ms = guest_ms(t, root_diagnostics, name);
+    if let Some(why) = t.skip_all_reason() {
+        s.skipped_suite = Some(why.to_string());
+        if e.skip_suite.is_none() {
+            s.mismatches.push(format!(
+                "{name}: skipped as a whole ({why}), expected to run"
+            ));
+        }
+        return (s, judged);
+    }
+    if let Some(expected_why) = &e.skip_suite {
+        s.mismatches.push(format!(
+            "{name}: ran ({}), expected to skip as a whole: {expected_why}",
+            t.status
+        ));
+    }
+    // On a deliberately broken kernel (`broken: reason`) every failure, crash,
+    // bail-out and timeout is what the target expects; the suite must catch it.
+    let broken = e.broken.as_deref();
+    if matches!(t.status, Status::Timeout | Status::Crashed) && broken.is_none() {
+        s.mismatches
+            .push(format!("{name}: {} {}", t.status, reason_of(t)));
+    }
+    if broken.is_none() {
+        for err in t.all_errors() {
+            s.mismatches.push(format!(
+                "{name}: results line {}: {}",
+                err.line, err.message
+            ));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut failed = BTreeSet::new();
+    for leaf in t.leaves() {
+        if std::ptr::eq(leaf, t) {
+            continue;
+        }
+        seen.insert(leaf.name.clone());
+        if leaf.status.is_failure() {
+            failed.insert(leaf.name.clone());
+        }
+        let (fail_why, skip_why) = (e.fail.get(&leaf.name), e.skip.get(&leaf.name));
+        let (ok, note) = match leaf.status {
+            // Upstream repeats some names; on a broken kernel a listed name must fail
+            // at least once (checked below), a same-named sibling may pass.
+            Status::Pass if broken.is_some() && fail_why.is_some() => (true, None),
+            Status::Pass => match (fail_why, skip_why) {
+                (Some(w), _) => (false, Some(format!("expected to fail ({w}) but passed"))),
+                (_, Some(w)) => (false, Some(format!("expected to skip ({w}) but passed"))),
+                _ => (true, None),
+            },
+            Status::Xfail | Status::Todo => (true, None),
+            Status::Skip => match skip_why {
+                Some(w) => (true, Some(w.clone())),
+                None => (
+                    false,
+                    Some("skipped, and the target does not expect it".into()),
+                ),
+            },
+            Status::Fail | Status::Error | Status::Xpass | Status::Timeout | Status::Crashed => {
+                match (fail_why, broken) {
+                    (Some(w), _) => (true, Some(w.clone())),
+                    (None, Some(b)) => (true, Some(format!("broken kernel: {b}"))),
+                    (None, None) => (false, None),
+                }
+            }
+        };
+        match leaf.status {
+            Status::Pass => s.pass += 1,
+            Status::Skip => s.skip += 1,
+            Status::Xfail => s.xfail += 1,
+            Status::Crashed => s.crashed += 1,
+            _ => s.fail += 1,
+        }
+        if ok && leaf.status.is_failure() {
+            s.expected_failures += 1;
+        }
+        if !ok {
+            let why = note.clone().unwrap_or_else(|| reason_of(leaf));
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!(" -- {why}")
+            };
+            s.mismatches
+                .push(format!("{name}: {} {}{why}", leaf.status, leaf.name));
+        }
+        judged.push(TestVerdict {
+            suite: name.to_string(),
+            name: leaf.name.clone(),
+            status: leaf.status,
+            reason: reason_of(leaf),
+            as_expected: ok,
+            expectation: note.filter(|_| ok),
+        });
+    }
+    for missing in e
+        .fail
+        .keys()
+        .chain(e.skip.keys())
+        .filter(|k| !seen.contains(*k))
+    {
+        s.mismatches.push(format!(
+            "{name}: expectation for {missing:?}, but no such test ran"
+        ));
+    }
+    if let Some(b) = broken {
+        for (must, why) in &e.fail {
+            if seen.contains(must) && !failed.contains(must) {
+                s.mismatches.push(format!(
+                    "{name}: {must} passed on a kernel broken on purpose, must fail: {why}"
+                ));
+            }
+        }
+        if s.fail + s.crashed == 0 && !t.status.is_failure() {
+            s.mismatches.push(format!(
+                "{name}: every test passed on a kernel broken on purpose ({b}): the suite does not catch it"
+            ));
+        }
+        return (s, judged);
+    }
+    // A suite that exits non-zero with no failing test (plan mismatch, bail out) is a
+    // mismatch too; with expected failures, a non-zero exit is what kselftest does.
+    if t.status.is_failure()
+        && s.fail == 0
+        && s.crashed == 0
+        && !matches!(t.status, Status::Timeout | Status::Crashed)
+    {
+        s.mismatches.push(format!(
+            "{name}: suite result {} although no test failed: {}",
+            t.status,
+            reason_of(t)
+        ));
+    }
+    (s, judged)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::plan::{Overrides, RunPlan};
+    use crate::targets::Matrix;
+
+    pub fn plan(expect: &str) -> RunPlan {
+        let m = Matrix::parse(&format!(
+            "default: t\ntargets:\n  - name: t\n    source: {{ debian: x }}\n    configs: [a]\n    order: [soft-dirty, pagemap_ioctl]\n    suites:\n{expect}"
+        ))
+        .unwrap();
+        RunPlan::resolve(&m.targets[0], &Overrides::default()).unwrap()
+    }
+
+    pub const RUN: &str = "KTAP version 1
+# init: kernel 6.12.117 clocksource=tsc
+1..2
+  TAP version 13
+  1..3
+  ok 1 Test test_simple
+  not ok 2 Test test_vma_reuse reused memory location
+  ok 3 # SKIP Test test_hugepage huge page allocation
+  # Totals: pass:1 fail:1 xfail:0 xpass:0 skip:1 error:0
+# soft-dirty: 812 ms exit=1
+not ok 1 soft-dirty
+  TAP version 13
+  1..0 # SKIP PAGEMAP_SCAN not supported
+# pagemap_ioctl: 3 ms exit=4
+ok 2 pagemap_ioctl # SKIP
+# exit=1
+";
+
+    pub fn judge(p: &RunPlan, results: &str, console: &str) -> Judgement {
+        Judge::replay(p, results, console, None)
+    }
+
+    #[test]
+    fn unexpected_fail_and_skip_are_mismatches() {
+        let p = plan("      soft-dirty: {}\n      pagemap_ioctl: { skip_suite: 'added in 6.7' }\n");
+        let a = judge(&p, RUN, "");
+        assert_eq!(a.guest_exit, Some(1));
+        assert_eq!(a.guest_clocksource().as_deref(), Some("tsc"));
+        assert!(!a.cut_short);
+        assert_eq!(
+            a.suites[0].mismatches.len(),
+            2,
+            "{:?}",
+            a.suites[0].mismatches
+        );
+        assert_eq!(a.suites[0].guest_ms, Some(812));
+        assert!(a.suites[1].mismatches.is_empty());
+        assert_eq!(a.exit(), Exit::Mismatch);
+        assert_eq!(
+            a.suite_times,
+            [("soft-dirty".into(), 812), ("pagemap_ioctl".into(), 3)]
+        );
+    }
+
+    #[test]
+    fn live_verdicts_arrive_per_suite() {
+        let p = plan("      soft-dirty: {}\n      pagemap_ioctl: { skip_suite: 'added in 6.7' }\n");
+        let mut j = Judge::new(&p);
+        let mut done = Vec::new();
+        for l in RUN.lines() {
+            for ev in j.feed(l) {
+                if let Progress::Suite(s) = ev {
+                    done.push((l.to_string(), s.name, s.mismatches.len()));
+                }
+            }
+        }
+        assert_eq!(
+            done,
+            [
+                ("not ok 1 soft-dirty".into(), "soft-dirty".into(), 2),
+                (
+                    "ok 2 pagemap_ioctl # SKIP".into(),
+                    "pagemap_ioctl".into(),
+                    0
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn expectations_make_it_pass() {
+        let p = plan(
+            "      soft-dirty:\n        fail: { 'Test test_vma_reuse reused memory location': 'a known bug' }\n        skip: { 'Test test_hugepage huge page allocation': 'no THP' }\n      pagemap_ioctl: { skip_suite: 'added in 6.7' }\n",
+        );
+        let a = judge(&p, RUN, "");
+        assert_eq!(a.mismatches(), 0, "{:?}", a.suites);
+        assert_eq!(a.exit(), Exit::Ok);
+        assert_eq!(a.suites[0].verdict(), "as expected (1 expected failures)");
+    }
+
+    #[test]
+    fn broken_kernel_must_be_caught() {
+        let caught = plan(
+            "      soft-dirty:\n        broken: 'test data'\n        fail: { 'Test test_vma_reuse reused memory location': 'must fail' }\n        skip: { 'Test test_hugepage huge page allocation': 'no THP' }\n      pagemap_ioctl: { skip_suite: x }\n",
+        );
+        let a = judge(&caught, RUN, "");
+        assert_eq!(a.mismatches(), 0, "{:?}", a.suites);
+        // The same expectation on a kernel where everything passes is a mismatch.
+        let clean = RUN
+            .replace(
+                "  not ok 2 Test test_vma_reuse",
+                "  ok 2 Test test_vma_reuse",
+            )
+            .replace("not ok 1 soft-dirty", "ok 1 soft-dirty");
+        let a = judge(&caught, &clean, "");
+        let all = a.suites[0].mismatches.join("\n");
+        assert!(
+            all.contains("reused memory location passed on a kernel broken on purpose, must fail"),
+            "{all}"
+        );
+        assert!(all.contains("does not catch it"), "{all}");
+    }
+
+    #[test]
+    fn stale_expectation_is_a_mismatch() {
+        let p = plan(
+            "      soft-dirty:\n        fail: { 'Test gone': 'x' }\n      pagemap_ioctl: {}\n",
+        );
+        let a = judge(&p, RUN, "");
+        let all = a
+            .suites
+            .iter()
+            .flat_map(|s| s.mismatches.clone())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains("\"Test gone\", but no such test ran"), "{all}");
+        assert!(
+            all.contains("pagemap_ioctl: skipped as a whole (PAGEMAP_SCAN not supported)"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn panic_cuts_short_and_is_quoted() {
+        let cut = RUN.split("# soft-dirty").next().unwrap();
+        let console = "[    1.0] ok\n[    2.0] Kernel panic - not syncing: Attempted to kill init!\n[    2.1] CPU: 0\n";
+        let p = plan("      soft-dirty: {}\n      pagemap_ioctl: {}\n");
+        let a = judge(&p, cut, console);
+        assert!(a.panicked && a.cut_short);
+        assert_eq!(a.exit(), Exit::Crash);
+        assert!(a.console_problems[0].contains("Attempted to kill init"));
+        assert_eq!(a.suites[1].status, Status::Crashed);
+        assert!(a.headline().starts_with("crash: the kernel panicked"));
+    }
+
+    #[test]
+    fn only_the_planned_suites_are_judged() {
+        let mut p = plan("      soft-dirty: {}\n      pagemap_ioctl: {}\n");
+        p.suites = vec!["soft-dirty".into()];
+        p.expect.remove("pagemap_ioctl");
+        let a = judge(&p, RUN, "");
+        assert_eq!(a.suites.len(), 1);
+    }
+
+    #[test]
+    fn require_kvm_checks_the_guest_clocksource() {
+        let mut p = plan("      soft-dirty: {}\n      pagemap_ioctl: {}\n");
+        p.require_kvm = true;
+        let boot = BootFacts {
+            kvm: true,
+            ..Default::default()
+        };
+        let a = Judge::replay(&p, RUN, "", Some(&boot));
+        assert_eq!(a.exit(), Exit::Setup);
+        assert!(a.headline().contains("clocksource tsc, not kvm-clock"));
+        let kvm = RUN.replace("clocksource=tsc", "clocksource=kvm-clock");
+        let a = Judge::replay(&p, &kvm, "", Some(&boot));
+        assert!(a.kvm_required.is_none());
+    }
+
+    #[test]
+    fn warning_fails_a_clean_run() {
+        let (p, panicked) =
+            scan_console("a\n[ 3.1] WARNING: CPU: 1 PID: 1 at mm/memory.c:123 x\nb\nc\nd\n");
+        assert_eq!(p.len(), 1);
+        assert!(!panicked);
+        assert_eq!(p[0].lines().count(), 3);
+        let (none, _) = scan_console("Linux version 6.12\nRun /init as init process\n");
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn suite_time_marker() {
+        assert_eq!(markers::suite_time("a: 30 ms exit=0"), Some(("a", 30)));
+        assert_eq!(markers::suite_time("init: kernel 6.1 x"), None);
+        assert_eq!(markers::suite_time("Totals: pass:1 fail:0"), None);
+    }
+}
