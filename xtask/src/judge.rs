@@ -225,20 +225,16 @@ impl<'p> Judge<'p> {
     /// Feeds one results line; returns what to show for it.
     pub fn feed(&mut self, line: &str) -> Vec<Progress> {
         let mut out = vec![Progress::Line(line.to_string())];
+        // The init's timing lines are unindented: a suite's own `# x: N ms` is not one.
+        if let Some((s, ms)) = line.strip_prefix("# ").and_then(markers::suite_time) {
+            self.suite_times.push((s.to_string(), ms));
+        }
         for ev in self.parser.feed(line) {
-            match ev {
-                Event::Diagnostic { depth: 0, text, .. } => {
-                    if let Some((s, ms)) = markers::suite_time(&text) {
-                        self.suite_times.push((s.to_string(), ms));
-                    }
+            if let Event::Result { depth: 0, test, .. } = ev {
+                if let Some(e) = self.plan.expect.get(&test.name) {
+                    let (v, _) = judge_suite(&test.name, Some(&test), e, &[]);
+                    out.push(Progress::Suite(v));
                 }
-                Event::Result { depth: 0, test, .. } => {
-                    if let Some(e) = self.plan.expect.get(&test.name) {
-                        let (v, _) = judge_suite(&test.name, Some(&test), e, &[]);
-                        out.push(Progress::Suite(v));
-                    }
-                }
-                _ => {}
             }
         }
         out
@@ -690,6 +686,27 @@ ok 2 pagemap_ioctl # SKIP
         assert_eq!(p[0].lines().count(), 3);
         let (none, _) = scan_console("Linux version 6.12\nRun /init as init process\n");
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn repeated_suites_are_timed_in_run_order_and_judged_once() {
+        let mut p = plan("      soft-dirty: {}\n      pagemap_ioctl: {}\n");
+        p.suites = vec![
+            "soft-dirty".into(),
+            "pagemap_ioctl".into(),
+            "soft-dirty".into(),
+        ];
+        let t = "KTAP version 1\n1..3\n  # a: 1 ms nested, ignored\n# soft-dirty: 30 ms exit=0\nok 1 soft-dirty\n# pagemap_ioctl: 10 ms exit=0\nok 2 pagemap_ioctl\n# soft-dirty: 20 ms exit=0\nok 3 soft-dirty\n# exit=0\n";
+        let a = judge(&p, t, "");
+        assert_eq!(
+            a.suite_times,
+            [
+                ("soft-dirty".into(), 30),
+                ("pagemap_ioctl".into(), 10),
+                ("soft-dirty".into(), 20)
+            ]
+        );
+        assert_eq!(a.suites.len(), 2);
     }
 
     #[test]

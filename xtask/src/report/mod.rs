@@ -159,3 +159,34 @@ pub fn title(r: &RunRecord) -> String {
         None => format!("{} ({kernel})", r.plan.target),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::judge::tests::plan;
+    use crate::stages::StageFailure;
+
+    #[test]
+    fn a_patch_that_does_not_apply_is_reported_with_its_hunks() {
+        let mut r = RunRecord::new(plan("      soft-dirty: {}\n      pagemap_ioctl: {}\n"));
+        let e: anyhow::Error = crate::series::NotApplied {
+            patch: "0003-x.patch".into(),
+            problems: vec!["fs/proc/task_mmu.c: Hunk #2 FAILED at 1758.".into()],
+        }
+        .into();
+        r.failure = Some(StageFailure::new(StageName::Series, &e));
+        let t = text(&r, Ending::Stopped);
+        assert!(t.starts_with("stopped at stage series (exit 2):"), "{t}");
+        assert!(
+            t.contains(
+                "patch: 0003-x.patch\n  hunk: fs/proc/task_mmu.c: Hunk #2 FAILED at 1758.\n"
+            ),
+            "{t}"
+        );
+        assert!(t.ends_with("exit 2\n"), "{t}");
+        let s = summary(&r, Ending::Stopped);
+        assert_eq!(s["stage"], "series");
+        assert_eq!(s["exit"], 2);
+        assert_eq!(s["failure"]["patch"], "0003-x.patch");
+    }
+}
