@@ -67,29 +67,38 @@ fn check(expected: &str, code: i32, stdout: &str) -> Result<(), String> {
 fn summary_lines(code: i32, stdout: &str) -> String {
     let mut o = format!("exit {code}\n");
     let mut section = "";
+    let mut last = "";
     for l in stdout.lines() {
         if l.is_empty() {
             section = "";
             continue;
         }
+        let mut keep = matches!(section, "suites" | "unexpected" | "stopped");
         if l.starts_with("suite ") {
             section = "suites";
         } else if l.starts_with("unexpected results") {
             section = "unexpected";
         } else if l.starts_with("stopped at stage") {
             section = "stopped";
+        } else if l.starts_with("kernel console trouble") {
+            section = "console";
+        } else if section == "console" {
+            // The first line of the first quote.
+            keep = true;
+            section = "";
         } else if l.ends_with(':') && !l.starts_with(' ') {
             section = "";
         }
-        let keep = matches!(section, "suites" | "unexpected" | "stopped")
+        keep |= matches!(section, "suites" | "unexpected" | "stopped" | "console")
             || l.starts_with("verdict: ")
             || l.starts_with("watchdog: ")
             || l.starts_with("patch: ")
-            || l.starts_with("  hunk: ")
-            || l.starts_with("kernel console trouble");
-        if keep {
+            || l.starts_with("  hunk: ");
+        // Repeated lines (one per missing test) say nothing more the second time.
+        if keep && l != last {
             o.push_str(l);
             o.push('\n');
+            last = l;
         }
     }
     o
