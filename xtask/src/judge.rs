@@ -17,24 +17,46 @@ use crate::plan::{BootFacts, RunPlan};
 use crate::targets::Expect;
 use crate::util::Exit;
 
-/// The guest init's marker lines on the results port. One place for their shapes,
-/// so that moving them to the protocol crate is one change.
+/// The guest init's marker lines on the results port, read with the protocol
+/// crate's parser (`guest_protocol::Marker`), the one owner of their shapes.
 pub mod markers {
-    /// `# exit=N`: the init's last line; its absence means the run was cut short.
-    pub const EXIT_KEY: &str = "exit";
-    /// `# init: kernel 6.1.158 clocksource=tsc ...`.
-    pub const INIT_PREFIX: &str = "init:";
-    /// `clocksource=<name>` inside the init line.
-    pub const CLOCKSOURCE: &str = "clocksource=";
+    use guest_protocol::Marker;
 
-    /// `# <suite>: <ms> ms exit=<n>` (without the `# `): (suite, ms).
-    pub fn suite_time(diag: &str) -> Option<(&str, u64)> {
-        let (name, rest) = diag.split_once(": ")?;
-        let (ms, unit) = rest.split_once(' ')?;
-        if name.contains(' ') || !unit.starts_with("ms") {
-            return None;
+    /// Lines of the init's own boot report (`# init: ...`), kept for the summary.
+    pub const INIT_PREFIX: &str = "init:";
+
+    /// `# exit=N`: the init's last line; its absence means the run was cut short.
+    pub fn guest_exit(root_diagnostics: &[String]) -> Option<i32> {
+        root_diagnostics
+            .iter()
+            .find_map(|d| match Marker::parse_diagnostic(d) {
+                Some(Marker::Exit(n)) => Some(n),
+                _ => None,
+            })
+    }
+
+    /// The clocksource of the init's boot line (`# init: kernel ... clocksource=X ...`).
+    pub fn clocksource(diagnostic: &str) -> Option<String> {
+        match Marker::parse_diagnostic(diagnostic) {
+            Some(Marker::Boot { clocksource, .. }) => Some(clocksource),
+            _ => None,
         }
-        Some((name, ms.parse().ok()?))
+    }
+
+    /// A suite's end (`# <suite>: <ms> ms <how>`, unindented): (suite, guest ms).
+    pub fn suite_end_line(line: &str) -> Option<(String, u64)> {
+        match Marker::parse(line) {
+            Some(Marker::SuiteEnd(e)) => Some((e.name, e.ms)),
+            _ => None,
+        }
+    }
+
+    /// The same, from a diagnostic's text (without `# `).
+    pub fn suite_end(diagnostic: &str) -> Option<(String, u64)> {
+        match Marker::parse_diagnostic(diagnostic) {
+            Some(Marker::SuiteEnd(e)) => Some((e.name, e.ms)),
+            _ => None,
+        }
     }
 }
 
@@ -190,11 +212,7 @@ impl Judgement {
 
     /// The clocksource the guest init reported (`# init: ... clocksource=<name> ...`).
     pub fn guest_clocksource(&self) -> Option<String> {
-        self.init_info.iter().find_map(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix(markers::CLOCKSOURCE))
-                .map(str::to_string)
-        })
+        self.init_info.iter().find_map(|l| markers::clocksource(l))
     }
 }
 
@@ -226,8 +244,8 @@ impl<'p> Judge<'p> {
     pub fn feed(&mut self, line: &str) -> Vec<Progress> {
         let mut out = vec![Progress::Line(line.to_string())];
         // The init's timing lines are unindented: a suite's own `# x: N ms` is not one.
-        if let Some((s, ms)) = line.strip_prefix("# ").and_then(markers::suite_time) {
-            self.suite_times.push((s.to_string(), ms));
+        if let Some(t) = markers::suite_end_line(line) {
+            self.suite_times.push(t);
         }
         for ev in self.parser.feed(line) {
             if let Event::Result { depth: 0, test, .. } = ev {
@@ -248,9 +266,7 @@ impl<'p> Judge<'p> {
             ..Default::default()
         };
         (a.console_problems, a.panicked) = scan_console(console);
-        a.guest_exit = root
-            .diagnostic_value(markers::EXIT_KEY)
-            .and_then(|v| v.trim().parse().ok());
+        a.guest_exit = markers::guest_exit(&root.diagnostics);
         a.cut_short = a.guest_exit.is_none();
         a.init_info = root
             .diagnostics
@@ -344,7 +360,7 @@ fn guest_ms(t: &Test, root_diagnostics: &[String], name: &str) -> Option<u64> {
     t.diagnostics
         .iter()
         .chain(root_diagnostics.iter())
-        .filter_map(|d| markers::suite_time(d))
+        .filter_map(|d| markers::suite_end(d))
         .find_map(|(n, ms)| (n == name).then_some(ms))
 }
 
@@ -518,7 +534,7 @@ pub(crate) mod tests {
     }
 
     pub const RUN: &str = "KTAP version 1
-# init: kernel 6.12.117 clocksource=tsc
+# init: kernel 6.12.117 clocksource=tsc thp=always nr_hugepages=128/128 (requested/got)
 1..2
   TAP version 13
   1..3
@@ -710,9 +726,17 @@ ok 2 pagemap_ioctl # SKIP
     }
 
     #[test]
-    fn suite_time_marker() {
-        assert_eq!(markers::suite_time("a: 30 ms exit=0"), Some(("a", 30)));
-        assert_eq!(markers::suite_time("init: kernel 6.1 x"), None);
-        assert_eq!(markers::suite_time("Totals: pass:1 fail:0"), None);
+    fn suite_end_marker() {
+        assert_eq!(
+            markers::suite_end("a: 30 ms exit=0"),
+            Some(("a".into(), 30))
+        );
+        assert_eq!(
+            markers::suite_end_line("# a: 2001 ms timeout after 2 s, process group killed"),
+            Some(("a".into(), 2001))
+        );
+        assert_eq!(markers::suite_end_line("  # a: 30 ms exit=0"), None);
+        assert_eq!(markers::suite_end("init: kernel 6.1 x"), None);
+        assert_eq!(markers::suite_end("Totals: pass:1 fail:0"), None);
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use guest_protocol::{Settings, Thp};
+use guest_protocol::Settings;
 
 use crate::util::{setup_error, Exit, Failure};
 
@@ -91,33 +91,6 @@ pub fn append_line(guest: &Settings, extra: &str) -> Result<String> {
         s.push_str(&extra);
     }
     Ok(s)
-}
-
-/// [`append_line`] for the caller that still passes the settings one by one.
-/// `targets.rs` validates suite names and `suite_timeout_s`; what is left (a
-/// `--suite-timeout 0`) is bad input: a set-up error, exit 2.
-pub fn kernel_cmdline(
-    suites: &[String],
-    suite_timeout: u64,
-    thp: &Thp,
-    hugepages: u64,
-    swap_mib: u64,
-    extra: &str,
-) -> String {
-    let guest = Settings {
-        suites: Some(suites.to_vec()),
-        timeout_s: suite_timeout,
-        thp: *thp,
-        hugepages,
-        swap_mib,
-    };
-    match append_line(&guest, extra) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e:#} (--suite-timeout or the target's qemu settings)");
-            std::process::exit(Exit::Setup as i32)
-        }
-    }
 }
 
 /// The QEMU binary: `XTASK_QEMU` overrides it (a wrapper, or the fault tests' fake
@@ -421,18 +394,6 @@ mod tests {
         let back = guest_protocol::cmdline::parse(&swap);
         assert_eq!(back.settings, guest);
         assert!(back.diagnostics.is_empty(), "{:?}", back.diagnostics);
-        // The caller that passes fields one by one gets the same line.
-        assert_eq!(
-            kernel_cmdline(
-                &["x".into()],
-                600,
-                &Thp::Always,
-                128,
-                256,
-                " quiet loglevel=3"
-            ),
-            swap
-        );
         let bad = Settings {
             suites: Some(vec!["a b".into()]),
             ..Settings::default()

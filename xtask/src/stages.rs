@@ -322,17 +322,17 @@ pub fn pack(plan: &RunPlan, p: &Prepared, b: &Built, log: &mut RunLog) -> Stage<
 }
 
 /// The kernel command line of a plan: the one call into the guest protocol's
-/// encoding.
-pub fn guest_cmdline(plan: &RunPlan) -> String {
+/// encoding (an unencodable setting is a set-up error).
+pub fn guest_cmdline(plan: &RunPlan) -> Result<String> {
     let q = &plan.qemu;
-    qemu::kernel_cmdline(
-        &plan.suites,
-        q.suite_timeout_s,
-        &q.thp,
-        q.hugepages,
-        q.swap_mib,
-        &q.append,
-    )
+    let guest = guest_protocol::Settings {
+        suites: Some(plan.suites.clone()),
+        timeout_s: q.suite_timeout_s,
+        thp: q.thp,
+        hugepages: q.hugepages,
+        swap_mib: q.swap_mib,
+    };
+    qemu::append_line(&guest, &q.append)
 }
 
 /// A finished boot: its facts and where its output is.
@@ -357,12 +357,13 @@ pub fn boot(
     log: &mut RunLog,
 ) -> Stage<Booted> {
     let q = &plan.qemu;
+    let append = log.step(StageName::Boot, None, || guest_cmdline(plan))?;
     let vm = qemu::Vm {
         kernel: b.kernel.clone(),
         initrd: i.path.clone(),
         memory_mib: q.memory_mib,
         cpus: q.cpus,
-        append: guest_cmdline(plan),
+        append,
         console_log: log.dir.join("console.log"),
         results_raw: log.dir.join("results.ktap"),
         timeout: Duration::from_secs(q.timeout_s),
