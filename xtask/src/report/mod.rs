@@ -149,14 +149,11 @@ pub fn text(r: &RunRecord, end: Ending<'_>) -> String {
 
 /// `<target> (<kernel>, TCG)`: the first line of the end-of-run text.
 pub fn title(r: &RunRecord) -> String {
-    let kernel = r.kernel.as_deref().unwrap_or("kernel not prepared");
-    match &r.boot {
-        Some(b) => format!(
-            "{} ({kernel}, {})",
-            r.plan.target,
-            if b.kvm { "KVM" } else { "TCG" }
-        ),
-        None => format!("{} ({kernel})", r.plan.target),
+    let accel = r.boot.as_ref().map(|b| if b.kvm { "KVM" } else { "TCG" });
+    match (r.kernel.as_deref(), accel) {
+        (Some(k), Some(a)) => format!("{} ({k}, {a})", r.plan.target),
+        (Some(k), None) => format!("{} ({k})", r.plan.target),
+        (None, _) => r.plan.target.clone(),
     }
 }
 
