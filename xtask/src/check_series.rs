@@ -13,10 +13,11 @@ use anyhow::{Context, Result};
 use crate::build;
 use crate::plan::{Overrides, RunPlan};
 use crate::series;
+use crate::series::Series;
 use crate::source;
 use crate::stages;
 use crate::targets::Target;
-use crate::util::{fmt_duration, publish_dir, setup_error, target_dir, Exit};
+use crate::util::{fmt_duration, setup_error, Exit};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Options {
@@ -29,14 +30,30 @@ pub struct Options {
     /// Only run checkpatch, no builds.
     #[arg(long)]
     pub checkpatch_only: bool,
-}
-
-/// Files a patch creates or changes (`+++ b/<path>`).
-pub fn touched_files(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("+++ b/"))
-        .map(|p| p.split('\t').next().unwrap_or(p).trim().to_string())
-        .collect()
+    /// Also boot every prefix and run the target's Rust suites: the per-patch verdict
+    /// matrix (which patch made or broke which test). Exit 1 when a test that passed
+    /// at an earlier prefix does not pass at a later one.
+    #[arg(long)]
+    pub tests: bool,
+    /// Binary search for the first patch where this test (`name` or `suite: name`)
+    /// fails: about log2(N) builds and boots.
+    #[arg(long, conflicts_with = "tests")]
+    pub first_bad: Option<String>,
+    /// Start at this prefix (patches applied; 0 = the base).
+    #[arg(long)]
+    pub from: Option<usize>,
+    /// Stop at this prefix (default: the whole series).
+    #[arg(long)]
+    pub to: Option<usize>,
+    /// Only these suites (comma separated), with --tests / --first-bad.
+    #[arg(long, value_delimiter = ',')]
+    pub suites: Vec<String>,
+    /// Use this git repository (with --commits) instead of the target's source.
+    #[arg(long, requires = "commits")]
+    pub tree: Option<PathBuf>,
+    /// With --tree: the commits BASE..HEAD are the series.
+    #[arg(long, requires = "tree", conflicts_with = "series")]
+    pub commits: Option<String>,
 }
 
 /// checkpatch's verdict line: (errors, warnings).
@@ -62,6 +79,9 @@ pub fn main(o: Options, target: &Target) -> Result<Exit> {
         target,
         &Overrides {
             series: o.series.clone(),
+            tree: o.tree.clone(),
+            commits: o.commits.clone(),
+            suites: o.suites.clone(),
             ..Default::default()
         },
     )?;
@@ -72,9 +92,15 @@ pub fn main(o: Options, target: &Target) -> Result<Exit> {
         )));
     };
     crate::hosttools::ensure()?;
-    let _lock = stages::lock_caches()?;
+    let n = series.patches.len();
+    let (from, to) = (o.from.unwrap_or(0), o.to.unwrap_or(n));
+    if from > to || to > n {
+        return Err(setup_error(format!(
+            "check-series: --from {from} --to {to}: the series has {n} patches (0 <= from <= to <= {n})"
+        )));
+    }
+    let lock = stages::lock_caches()?;
     let pristine = stages::fetch_source(&plan)?;
-    let version = source::kernel_version(&pristine.path);
     eprintln!(
         "==> check-series: {} ({} patches) on {}",
         series.origin.display(),
@@ -121,49 +147,47 @@ pub fn main(o: Options, target: &Target) -> Result<Exit> {
         return finish(problems);
     }
 
-    // One working copy, recreated fresh; files the series touches are rewritten so
-    // that make sees them as newer than any object built from a patched version.
-    let work = target_dir()
-        .join("kernel/bisect")
-        .join(format!("linux-{version}"));
-    if work.exists() {
-        std::fs::remove_dir_all(&work)?;
+    if !problems.is_empty() {
+        return finish(problems);
     }
-    publish_dir(&work, |tmp| {
-        let from = format!("{}/.", pristine.path.display());
-        duct::cmd!("cp", "-al", from, tmp.join("tree")).run()?;
-        for f in series.patches.iter().flat_map(|p| touched_files(&p.text)) {
-            let path = tmp.join("tree").join(&f);
-            if let Ok(data) = std::fs::read(&path) {
-                std::fs::remove_file(&path)?;
-                std::fs::write(&path, data)?;
-            }
-        }
-        Ok(())
-    })?;
-    let tree = source::Tree {
-        describe: format!("bisect copy of {}", pristine.describe),
-        key: format!("bisect:{}", pristine.key),
-        path: work.join("tree"),
-        local: true,
-    };
-    let bd = build::plan(&tree, &format!("bisect-{version}"), &plan.fragments)?;
-    build::configure(&tree, &bd)?;
-    let steps = std::iter::once(None).chain(series.patches.iter().map(Some));
-    for (i, p) in steps.enumerate() {
-        let what = p.map(|p| p.name.as_str()).unwrap_or("(base, no patch)");
-        if let Some(p) = p {
-            series::apply_one(&tree.path, p)?;
-        }
+    if let Some(test) = &o.first_bad {
+        drop(lock);
+        return crate::per_patch::first_bad(&plan, &series, test, from, to);
+    }
+    if o.tests {
+        drop(lock);
+        return crate::per_patch::matrix(&plan, &series, from, to);
+    }
+
+    // Every prefix in the per-version working copy and its build directory, the same
+    // ones test-kernel uses: each step is an incremental make, and the last prefix
+    // leaves the build test-kernel of the whole series reuses.
+    for i in from..=to {
+        let what = if i == 0 {
+            "(base, no patch)"
+        } else {
+            series.patches[i - 1].name.as_str()
+        };
+        let prefix = Series {
+            origin: series.origin.clone(),
+            patches: series.patches[..i].to_vec(),
+        };
         let t = Instant::now();
-        match build::build(&tree, &bd) {
-            Ok(_) => eprintln!(
-                "    [{i:>2}/{}] builds  {what} ({})",
-                series.patches.len(),
+        let tree = series::patched_tree(&pristine, &prefix)?;
+        let version = source::kernel_version(&tree.path);
+        let bd = build::plan(&tree, &format!("linux-{version}"), &plan.fragments)?;
+        let built = if build::up_to_date(&tree, &bd) {
+            Ok(())
+        } else {
+            build::configure(&tree, &bd).and_then(|_| build::build(&tree, &bd).map(drop))
+        };
+        match built {
+            Ok(()) => eprintln!(
+                "    [{i:>2}/{n}] builds  {what} ({})",
                 fmt_duration(t.elapsed())
             ),
             Err(e) => {
-                eprintln!("    [{i:>2}/{}] BREAKS  {what}", series.patches.len());
+                eprintln!("    [{i:>2}/{n}] BREAKS  {what}");
                 problems.push(format!(
                     "build: the first patch that breaks the build is {what}:\n{e:#}"
                 ));
@@ -186,12 +210,6 @@ fn finish(problems: Vec<String>) -> Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn touched_files_reads_new_paths() {
-        let p = "--- a/fs/proc/task_mmu.c\n+++ b/fs/proc/task_mmu.c\n@@\n--- /dev/null\n+++ b/tools/x.c\t2020\n";
-        assert_eq!(touched_files(p), ["fs/proc/task_mmu.c", "tools/x.c"]);
-    }
 
     #[test]
     fn checkpatch_totals_parse() {

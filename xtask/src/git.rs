@@ -166,6 +166,21 @@ pub fn base_tree(r: &Range) -> Result<Tree> {
     base_tree_in(&target_dir().join("kernel/src"), r)
 }
 
+/// The series of a range written as an mbox in the cache (named by its two ends), so
+/// a run's plan names a file that replays it.
+pub fn series_file(r: &Range) -> Result<PathBuf> {
+    let s = series(r)?;
+    let dir = target_dir().join("kernel/git");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{}..{}.mbox", short(&r.base), short(&r.head)));
+    let text: String = s.patches.iter().map(|p| p.text.as_str()).collect();
+    let tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    std::fs::write(tmp.path(), text)?;
+    tmp.persist(&path)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    Ok(path)
+}
+
 fn base_tree_in(cache: &Path, r: &Range) -> Result<Tree> {
     let entry = cache.join(format!("git-{}", r.base));
     let tree = entry.join("tree");

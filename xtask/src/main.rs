@@ -10,12 +10,12 @@ mod alarms;
 mod build;
 mod check_series;
 mod compare;
-#[allow(dead_code)] // reason: wired into the run plan (`--commits`) once it lands
 mod git;
 mod hosttools;
 mod initramfs;
 mod judge;
 mod kconfig;
+mod per_patch;
 mod plan;
 mod qemu;
 mod report;

@@ -28,6 +28,9 @@ pub enum SourcePlan {
     },
     /// `--tree`: a developer's tree, never modified.
     Local { path: PathBuf },
+    /// `--tree REPO --commits BASE..HEAD`: the base commit of a git range (its
+    /// commits are the series, written to an mbox).
+    Git { repo: PathBuf, range: String },
 }
 
 /// The accelerator the run asks for (`--accel`); serialisable mirror of [`Accel`].
@@ -110,25 +113,53 @@ pub struct Overrides {
     pub append: Option<String>,
     pub out: Option<PathBuf>,
     pub build_dir: Option<PathBuf>,
+    /// `--commits BASE..HEAD` of the `--tree` repository.
+    pub commits: Option<String>,
 }
 
 impl RunPlan {
     /// Resolves a target and the CLI's overrides into a plan; bad suites are
     /// set-up errors naming the suite and the target.
     pub fn resolve(t: &Target, o: &Overrides) -> Result<RunPlan> {
-        let source = match &o.tree {
-            Some(p) => SourcePlan::Local { path: p.clone() },
-            None => SourcePlan::Target {
-                source: t.source.clone(),
-                prefer_tarball: o.tarball,
-            },
+        let (source, git_series) = match (&o.tree, &o.commits) {
+            (Some(repo), Some(range)) => {
+                if o.series.is_some() {
+                    return Err(setup_error(
+                        "--commits and --series both name a series: give one",
+                    ));
+                }
+                let r = crate::git::resolve(repo, range)?;
+                let mbox = crate::git::series_file(&r)?;
+                (
+                    SourcePlan::Git {
+                        repo: r.repo.clone(),
+                        range: range.clone(),
+                    },
+                    Some(mbox),
+                )
+            }
+            (None, Some(_)) => {
+                return Err(setup_error(
+                    "--commits BASE..HEAD needs --tree, the git repository they are in",
+                ))
+            }
+            (Some(p), None) => (SourcePlan::Local { path: p.clone() }, None),
+            (None, None) => (
+                SourcePlan::Target {
+                    source: t.source.clone(),
+                    prefer_tarball: o.tarball,
+                },
+                None,
+            ),
         };
         let series = if o.no_series {
             None
         } else {
-            o.series
-                .clone()
-                .or_else(|| t.series.as_ref().map(|s| project_root().join(s)))
+            git_series.or_else(|| {
+                o.series
+                    .clone()
+                    .or_else(|| t.series.as_ref().map(|s| project_root().join(s)))
+            })
         };
         let mut fragments: Vec<PathBuf> = t
             .configs

@@ -181,6 +181,9 @@ pub fn fetch_source(plan: &RunPlan) -> Result<Tree> {
             source,
             prefer_tarball,
         } => source::fetch(source::Choice::Target(source), *prefer_tarball),
+        SourcePlan::Git { repo, range } => {
+            crate::git::base_tree(&crate::git::resolve(repo, range)?)
+        }
     }
 }
 

@@ -64,6 +64,11 @@ pub struct Options {
     /// Write the run's files here instead of target/test-kernel/<target>/<time>.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// With --tree REPO: test the commits BASE..HEAD of that git repository, each a
+    /// patch on the base commit (read with git format-patch and git archive; the work
+    /// tree and index are never touched). A dirty tree or a bad range is exit 2.
+    #[arg(long, requires = "tree", conflicts_with = "series")]
+    pub commits: Option<String>,
     /// Build in this directory instead of the cached one under target/kernel/build
     /// (created if missing; ccache still serves). The host-tool and fault tests build
     /// from an empty directory with it.
@@ -207,6 +212,7 @@ impl Options {
             append: self.append.clone(),
             out: self.out.clone(),
             build_dir: self.build_dir.clone(),
+            commits: self.commits.clone(),
         }
     }
 }

@@ -1,0 +1,405 @@
+//! Per-patch verdicts (`cargo xtask check-series --tests`, `--first-bad TEST`): which
+//! patch of a series made or broke which test.
+//!
+//! A short loop over the run plan: prefix `i` of the series is the plan with
+//! `series_prefix = i`, run through every stage by [`test_kernel::run`] in the one
+//! per-version working copy and build directory (series.rs, build.rs), so each prefix
+//! costs one incremental `make` and one boot. Only the Rust suites run: upstream's C
+//! programs come from the tree under test, which early prefixes may not have yet.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use ktap::Status;
+use serde::Serialize;
+
+use crate::plan::RunPlan;
+use crate::series::Series;
+use crate::test_kernel;
+use crate::util::{setup_error, target_dir, Exit};
+
+/// One prefix's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct Prefix {
+    /// Patches applied (0 = the base).
+    pub applied: usize,
+    /// The last patch applied, or `(base)`.
+    pub patch: String,
+    pub exit: u8,
+    /// `suite: test` -> status; empty when the run stopped before its results.
+    pub verdicts: BTreeMap<String, String>,
+    pub run_dir: PathBuf,
+    /// The stage that stopped the run, if one did.
+    pub stopped: Option<String>,
+    pub build_s: f64,
+    pub boot_s: f64,
+}
+
+/// A test whose verdict changes along the series.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Change {
+    pub test: String,
+    pub from: String,
+    pub to: String,
+    /// Patches applied where the new verdict first shows.
+    pub at: usize,
+    pub patch: String,
+    /// Passed at an earlier prefix and does not pass here.
+    pub regression: bool,
+}
+
+fn status_word(s: Status) -> &'static str {
+    s.as_str()
+}
+
+fn is_bad(word: &str) -> bool {
+    matches!(word, "FAIL" | "CRASHED" | "ERROR" | "TIMEOUT" | "XPASS")
+}
+
+/// The plan for prefix `i` (Rust suites only), writing under `dir`.
+fn prefix_plan(plan: &RunPlan, i: usize, dir: &Path) -> RunPlan {
+    let mut p = plan.clone();
+    p.series_prefix = Some(i);
+    p.suites.retain(|s| !s.ends_with(".c"));
+    p.expect.retain(|s, _| !s.ends_with(".c"));
+    p.out = Some(dir.join(format!("prefix-{i:02}")));
+    p
+}
+
+/// Runs prefix `i` through every stage.
+pub fn run_prefix(plan: &RunPlan, series: &Series, i: usize, dir: &Path) -> Result<Prefix> {
+    let patch = if i == 0 {
+        "(base)".to_string()
+    } else {
+        series.patches[i - 1].name.clone()
+    };
+    eprintln!("\n==> prefix {i}/{}: {patch}", series.patches.len());
+    let p = prefix_plan(plan, i, dir);
+    let f = test_kernel::run(&p)?;
+    let run_dir = p.out.clone().expect("set above");
+    let record = crate::plan::RunRecord::load(&run_dir).ok();
+    let timing = |name: &str| {
+        record
+            .as_ref()
+            .and_then(|r| r.timings.iter().find(|(n, _)| n == name).map(|(_, s)| *s))
+            .unwrap_or(0.0)
+    };
+    let mut verdicts = BTreeMap::new();
+    if let Some(j) = &f.judgement {
+        for t in &j.tests {
+            verdicts.insert(
+                format!("{}: {}", t.suite, t.name),
+                status_word(t.status).to_string(),
+            );
+        }
+    }
+    Ok(Prefix {
+        applied: i,
+        patch,
+        exit: f.exit as u8,
+        verdicts,
+        stopped: record
+            .as_ref()
+            .and_then(|r| r.failure.as_ref())
+            .map(|f| format!("{:?}: {}", f.stage, f.message.lines().next().unwrap_or(""))),
+        build_s: timing("build"),
+        boot_s: timing("boot+test"),
+        run_dir,
+    })
+}
+
+/// Every verdict change between consecutive prefixes that both have results.
+pub fn changes(prefixes: &[Prefix]) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut passed: BTreeMap<&str, bool> = BTreeMap::new();
+    let ran: Vec<&Prefix> = prefixes.iter().filter(|p| !p.verdicts.is_empty()).collect();
+    for w in ran.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        for (t, v) in &a.verdicts {
+            if v == "PASS" {
+                passed.insert(t, true);
+            }
+        }
+        let mut tests: Vec<&String> = a.verdicts.keys().chain(b.verdicts.keys()).collect();
+        tests.sort();
+        tests.dedup();
+        for t in tests {
+            let from = a.verdicts.get(t).map(String::as_str).unwrap_or("ABSENT");
+            let to = b.verdicts.get(t).map(String::as_str).unwrap_or("ABSENT");
+            if from != to {
+                out.push(Change {
+                    test: t.clone(),
+                    from: from.into(),
+                    to: to.into(),
+                    at: b.applied,
+                    patch: b.patch.clone(),
+                    regression: passed.contains_key(t.as_str()) && (is_bad(to) || to == "ABSENT"),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The markdown report: one line per (patch, from -> to) group, then regressions.
+pub fn markdown(prefixes: &[Prefix], changes: &[Change]) -> String {
+    let mut s = String::from("# Per-patch verdicts\n\n| applied | patch | exit | build | boot+test | stopped |\n|---|---|---|---|---|---|\n");
+    for p in prefixes {
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.1} s | {:.1} s | {} |\n",
+            p.applied,
+            p.patch,
+            p.exit,
+            p.build_s,
+            p.boot_s,
+            p.stopped.as_deref().unwrap_or("")
+        ));
+    }
+    s.push_str("\n## Verdict changes\n\n");
+    let mut groups: BTreeMap<(usize, &str, &str, &str), Vec<&str>> = BTreeMap::new();
+    for c in changes {
+        groups
+            .entry((c.at, c.patch.as_str(), c.from.as_str(), c.to.as_str()))
+            .or_default()
+            .push(c.test.as_str());
+    }
+    if groups.is_empty() {
+        s.push_str("none\n");
+    }
+    for ((at, patch, from, to), tests) in &groups {
+        s.push_str(&format!(
+            "- at {at} ({patch}): {} test(s) {from} -> {to}",
+            tests.len()
+        ));
+        if tests.len() <= 6 {
+            s.push_str(&format!(": {}", tests.join("; ")));
+        }
+        s.push('\n');
+    }
+    let regs: Vec<&Change> = changes.iter().filter(|c| c.regression).collect();
+    s.push_str(&format!(
+        "\n## Regressions (passed earlier, not any more): {}\n\n",
+        regs.len()
+    ));
+    for c in regs {
+        s.push_str(&format!(
+            "- {} breaks `{}` ({} -> {})\n",
+            c.patch, c.test, c.from, c.to
+        ));
+    }
+    s
+}
+
+/// The mode's own directory: target/check-series/<target>/<time>.
+pub fn mode_dir(plan: &RunPlan) -> Result<PathBuf> {
+    let base = target_dir().join("check-series").join(&plan.target);
+    std::fs::create_dir_all(&base)?;
+    let stamp = duct::cmd!("date", "-u", "+%Y%m%d-%H%M%S")
+        .read()
+        .unwrap_or_else(|_| "run".into());
+    let mut dir = base.join(&stamp);
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = base.join(format!("{stamp}.{n}"));
+    }
+    std::fs::create_dir_all(&dir)?;
+    let latest = base.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    let _ = std::os::unix::fs::symlink(dir.file_name().expect("named"), &latest);
+    Ok(dir)
+}
+
+/// `check-series --tests`: every prefix from..=to, the matrix, exit 1 on a regression.
+pub fn matrix(plan: &RunPlan, series: &Series, from: usize, to: usize) -> Result<Exit> {
+    let dir = mode_dir(plan)?;
+    let mut prefixes = Vec::new();
+    let mut worst = Exit::Ok;
+    for i in from..=to {
+        let p = run_prefix(plan, series, i, &dir)?;
+        if p.exit == Exit::Setup as u8 {
+            worst = Exit::Setup;
+        }
+        prefixes.push(p);
+        // Keep the report current: an interrupted run still leaves one.
+        write_reports(&dir, &prefixes, &changes(&prefixes))?;
+    }
+    let ch = changes(&prefixes);
+    let md = write_reports(&dir, &prefixes, &ch)?;
+    if let Some(last) = prefixes.last() {
+        let _ = std::fs::copy(last.run_dir.join("junit.xml"), dir.join("junit.xml"));
+    }
+    println!("\n{md}");
+    println!("reports in {}", dir.display());
+    let regressions = ch.iter().filter(|c| c.regression).count();
+    if regressions > 0 {
+        for c in ch.iter().filter(|c| c.regression) {
+            println!(
+                "REGRESSION: {} breaks {} ({} -> {})",
+                c.patch, c.test, c.from, c.to
+            );
+        }
+        return Ok(std::cmp::max_by_key(worst, Exit::Mismatch, |e| *e as u8));
+    }
+    Ok(worst)
+}
+
+fn write_reports(dir: &Path, prefixes: &[Prefix], ch: &[Change]) -> Result<String> {
+    let md = markdown(prefixes, ch);
+    std::fs::write(dir.join("matrix.md"), &md)?;
+    std::fs::write(
+        dir.join("matrix.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "prefixes": prefixes,
+            "changes": ch,
+        }))?,
+    )?;
+    Ok(md)
+}
+
+/// Whether TEST (`name` or `suite: name`) is bad at this prefix: it ran and did not
+/// pass, or the kernel died before it could report.
+fn bad_at(p: &Prefix, test: &str) -> Option<bool> {
+    let hits: Vec<&String> = p
+        .verdicts
+        .iter()
+        .filter(|(k, _)| k.as_str() == test || k.split_once(": ").map(|x| x.1) == Some(test))
+        .map(|(_, v)| v)
+        .collect();
+    if p.exit == Exit::Crash as u8 && hits.iter().all(|v| *v != "PASS") {
+        return Some(true);
+    }
+    if p.exit == Exit::Setup as u8 {
+        return None;
+    }
+    Some(hits.iter().any(|v| is_bad(v)))
+}
+
+/// `check-series --first-bad TEST`: binary search for the first prefix where TEST is
+/// bad, given that it is good at `from` and bad at `to`: about log2(to - from) boots.
+pub fn first_bad(
+    plan: &RunPlan,
+    series: &Series,
+    test: &str,
+    from: usize,
+    to: usize,
+) -> Result<Exit> {
+    let dir = mode_dir(plan)?;
+    let mut boots = 0;
+    let probe = |i: usize, boots: &mut usize| -> Result<bool> {
+        *boots += 1;
+        let p = run_prefix(plan, series, i, &dir)?;
+        bad_at(&p, test).ok_or_else(|| {
+            setup_error(format!(
+                "--first-bad: prefix {i} ({}) stopped before its tests: {}",
+                p.patch,
+                p.stopped.as_deref().unwrap_or("set-up error")
+            ))
+        })
+    };
+    if !probe(to, &mut boots)? {
+        return Err(setup_error(format!(
+            "--first-bad: {test:?} is not bad with {to} patch(es) applied: nothing to search"
+        )));
+    }
+    if probe(from, &mut boots)? {
+        return Err(setup_error(format!(
+            "--first-bad: {test:?} is already bad with {from} patch(es) applied (use --from)"
+        )));
+    }
+    let (mut good, mut bad) = (from, to);
+    while bad - good > 1 {
+        let mid = good + (bad - good) / 2;
+        if probe(mid, &mut boots)? {
+            bad = mid;
+        } else {
+            good = mid;
+        }
+    }
+    let patch = &series.patches[bad - 1].name;
+    let result = serde_json::json!({
+        "test": test, "first_bad": bad, "patch": patch, "boots": boots,
+        "from": from, "to": to,
+    });
+    std::fs::write(
+        dir.join("first-bad.json"),
+        serde_json::to_string_pretty(&result)?,
+    )?;
+    println!(
+        "first bad: patch {bad}/{} {patch} (first breaks {test:?}); {boots} builds and boots for {} prefixes",
+        series.patches.len(),
+        to - from + 1
+    );
+    Ok(Exit::Mismatch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefix(i: usize, v: &[(&str, &str)]) -> Prefix {
+        Prefix {
+            applied: i,
+            patch: format!("p{i}"),
+            exit: 0,
+            verdicts: v
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            run_dir: PathBuf::new(),
+            stopped: None,
+            build_s: 0.0,
+            boot_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_feature_arriving_is_a_change_and_a_breakage_is_a_regression() {
+        let ps = [
+            prefix(0, &[("s: a", "SKIP"), ("s: b", "SKIP")]),
+            prefix(1, &[("s: a", "PASS"), ("s: b", "PASS")]),
+            prefix(2, &[("s: a", "FAIL"), ("s: b", "PASS")]),
+            prefix(3, &[("s: a", "FAIL"), ("s: b", "PASS")]),
+        ];
+        let ch = changes(&ps);
+        assert_eq!(ch.len(), 3);
+        assert!(!ch[0].regression && ch[0].to == "PASS" && ch[0].at == 1);
+        let r: Vec<&Change> = ch.iter().filter(|c| c.regression).collect();
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].test.as_str(), r[0].at, r[0].patch.as_str()),
+            ("s: a", 2, "p2")
+        );
+        let md = markdown(&ps, &ch);
+        assert!(md.contains("p2 breaks `s: a` (PASS -> FAIL)"), "{md}");
+        assert!(md.contains("at 1 (p1): 2 test(s) SKIP -> PASS"), "{md}");
+    }
+
+    #[test]
+    fn a_test_that_never_passed_is_no_regression_and_a_stopped_prefix_is_skipped() {
+        let mut stopped = prefix(1, &[]);
+        stopped.exit = 2;
+        let ps = [
+            prefix(0, &[("s: a", "FAIL")]),
+            stopped,
+            prefix(2, &[("s: a", "FAIL")]),
+        ];
+        assert!(changes(&ps).is_empty());
+    }
+
+    #[test]
+    fn bad_means_ran_and_did_not_pass_or_the_kernel_died() {
+        let p = prefix(3, &[("s: a", "PASS"), ("t: b", "FAIL")]);
+        assert_eq!(bad_at(&p, "b"), Some(true));
+        assert_eq!(bad_at(&p, "t: b"), Some(true));
+        assert_eq!(bad_at(&p, "a"), Some(false));
+        assert_eq!(bad_at(&p, "absent"), Some(false));
+        let mut crashed = prefix(4, &[]);
+        crashed.exit = 3;
+        assert_eq!(bad_at(&crashed, "a"), Some(true));
+        let mut setup = prefix(5, &[]);
+        setup.exit = 2;
+        assert_eq!(bad_at(&setup, "a"), None);
+    }
+}
