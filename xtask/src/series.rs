@@ -303,6 +303,8 @@ fn patched_tree_in(trees: &Path, src: &Tree, series: &Series) -> Result<Tree> {
         let mut paths: Vec<String> = std::fs::read_to_string(&touched_file)
             .unwrap_or_default()
             .lines()
+            // A series that touched nothing (the base) left an empty line: not a path.
+            .filter(|l| !l.is_empty())
             .map(str::to_string)
             .collect();
         let new_touched: Vec<String> = series
