@@ -147,7 +147,13 @@ pub fn main(o: Options, target: &Target) -> Result<Exit> {
         return finish(problems);
     }
 
-    if !problems.is_empty() {
+    // The per-patch modes judge tests; checkpatch's verdict is printed above.
+    if (o.tests || o.first_bad.is_some()) && !problems.is_empty() {
+        eprintln!(
+            "    (checkpatch: {} problem(s), listed above; the tests run anyway)",
+            problems.len()
+        );
+    } else if !problems.is_empty() {
         return finish(problems);
     }
     if let Some(test) = &o.first_bad {
