@@ -236,6 +236,9 @@ mod tests {
         let a = c.now();
         std::thread::sleep(Duration::from_millis(5));
         let d = c.ns(c.now() - a);
-        assert!((4.0e6..1.0e9).contains(&d), "{d} ns for a 5 ms sleep ({c:?})");
+        assert!(
+            (4.0e6..1.0e9).contains(&d),
+            "{d} ns for a 5 ms sleep ({c:?})"
+        );
     }
 }
