@@ -2,7 +2,7 @@
 //! reset, by each way the kernel offers; the benchmark every PAGEMAP_SCAN cover letter
 //! cites (REFERENCE.md, "The seeds' benchmark"). Written for this project (not a port).
 //!
-//! Approaches (see `approaches.rs`): PAGEMAP_SCAN `PAGE_IS_WRITTEN` with
+//! Approaches (see `selftests/mm/src/bench/approaches.rs`): PAGEMAP_SCAN `PAGE_IS_WRITTEN` with
 //! `PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC` over userfaultfd WP-async (Wine's
 //! way); soft-dirty with `clear_refs` 4 plus a read of `/proc/self/pagemap` (CRIU's
 //! way) or plus PAGEMAP_SCAN `PAGE_IS_SOFT_DIRTY`; mprotect + a SIGSEGV handler's
@@ -47,9 +47,9 @@
 //! Exit: 0 every present approach measured correctly; 1 a wrong answer or an error;
 //! 4 (KSFT_SKIP) no approach present; 2 bad command line.
 
-#[path = "pagemap_bench/approaches.rs"]
+#[path = "../bench/approaches.rs"]
 mod approaches;
-#[path = "pagemap_bench/measure.rs"]
+#[path = "../bench/measure.rs"]
 mod measure;
 
 use approaches::{write_page, Approach, Probe};
