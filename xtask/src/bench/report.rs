@@ -455,6 +455,25 @@ pub fn fault_table(b: &Bench) -> String {
     s
 }
 
+/// With more writer threads than CPUs, a writer's time includes waiting for a CPU:
+/// the report says so under the fault table.
+pub fn oversubscribed_note(b: &Bench) -> Option<String> {
+    let over: Vec<String> = b
+        .thread_counts()
+        .into_iter()
+        .filter(|&t| t > b.meta.cpus)
+        .map(|t| t.to_string())
+        .collect();
+    (!over.is_empty()).then(|| {
+        format!(
+            "With {} writer threads on {} CPU(s), each writer's time includes waiting for a \
+             CPU: those columns mix the fault cost with scheduling.",
+            over.join(" and "),
+            b.meta.cpus
+        )
+    })
+}
+
 /// The whole markdown report.
 pub fn markdown(b: &Bench, env: Environment) -> String {
     let m = &b.meta;
@@ -513,6 +532,9 @@ pub fn markdown(b: &Bench, env: Environment) -> String {
             m.fault_pages,
             fault_table(b)
         );
+        if let Some(note) = oversubscribed_note(b) {
+            let _ = writeln!(s, "{note}\n");
+        }
     }
     let absent: Vec<&ApproachInfo> = b.approaches.iter().filter(|a| a.absent.is_some()).collect();
     if !absent.is_empty() {
@@ -642,6 +664,20 @@ pub mod tests {
         let host = markdown(&b, Environment::Host);
         assert!(host.contains("itself a virtual machine"), "{host}");
         assert!(markdown(&b, Environment::Kvm).contains("KVM guest"));
+        assert_eq!(oversubscribed_note(&b), None, "1 thread on 2 CPUs");
+        let mut four = b.clone();
+        four.records.push(Record::Fault {
+            approach: BASELINE.into(),
+            threads: 4,
+            pages: 256,
+            spread: Spread {
+                samples: 5,
+                min_ns: 1.0,
+                median_ns: 2.0,
+                p90_ns: 3.0,
+            },
+        });
+        assert!(markdown(&four, Environment::Host).contains("With 4 writer threads on 2 CPU(s)"));
         let j: serde_json::Value =
             serde_json::from_str(&json(&b, Environment::Kvm).unwrap()).unwrap();
         assert_eq!(j["environment"], "kvm");
