@@ -27,7 +27,7 @@
 //!
 //! The clock: CLOCK_MONOTONIC when its step is 1 us or finer; otherwise (a TCG guest
 //! on refined-jiffies steps 4 ms) the TSC, calibrated against CLOCK_MONOTONIC over
-//! 400 ms.
+//! 400 ms. `--clock monotonic|tsc` forces one (to compare them on one machine).
 //!
 //! Output protocol: TAP (one test per approach: `ok` when every cell was measured and
 //! correct, `# SKIP <reason>` when absent, `not ok` on any wrong answer or error), with
@@ -302,17 +302,19 @@ struct Args {
     quick: bool,
     json: Option<String>,
     pin: bool,
+    clock: Option<measure::ClockKind>,
     only: Option<Vec<Approach>>,
 }
 
 const USAGE: &str =
-    "usage: pagemap_bench [--quick] [--json PATH] [--no-pin] [--approaches ID,ID...]";
+    "usage: pagemap_bench [--quick] [--json PATH] [--no-pin] [--clock auto|monotonic|tsc] [--approaches ID,ID...]";
 
 fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut a = Args {
         quick: false,
         json: None,
         pin: true,
+        clock: None,
         only: None,
     };
     let mut it = args.iter();
@@ -320,6 +322,16 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         match arg.as_str() {
             "--quick" => a.quick = true,
             "--no-pin" => a.pin = false,
+            "--clock" => {
+                a.clock = match it.next().map(String::as_str) {
+                    Some("auto") => None,
+                    Some("monotonic") => Some(measure::ClockKind::Monotonic),
+                    Some("tsc") => Some(measure::ClockKind::Tsc),
+                    other => {
+                        return Err(format!("--clock: {other:?} is not auto, monotonic or tsc"))
+                    }
+                };
+            }
             "--json" => {
                 a.json = Some(it.next().ok_or("--json needs a PATH")?.clone());
             }
@@ -381,7 +393,7 @@ fn main() {
     } else {
         None
     };
-    let clock = Clock::calibrate(Duration::from_millis(400));
+    let clock = Clock::calibrate(Duration::from_millis(400), args.clock);
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let hypervisor = cpuinfo
         .lines()
@@ -656,7 +668,7 @@ mod tests {
         cfg.max_reps = 3;
         cfg.fault_pages = 64;
         cfg.fault_reps = 2;
-        let clock = Clock::calibrate(Duration::from_millis(50));
+        let clock = Clock::calibrate(Duration::from_millis(50), None);
         for a in Approach::ALL {
             if !present(a) {
                 continue;
