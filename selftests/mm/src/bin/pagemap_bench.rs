@@ -327,9 +327,10 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
                     Some("auto") => None,
                     Some("monotonic") => Some(measure::ClockKind::Monotonic),
                     Some("tsc") => Some(measure::ClockKind::Tsc),
-                    other => {
+                    Some(other) => {
                         return Err(format!("--clock: {other:?} is not auto, monotonic or tsc"))
                     }
+                    None => return Err("--clock needs auto, monotonic or tsc".into()),
                 };
             }
             "--json" => {
@@ -723,5 +724,9 @@ mod tests {
         let e = parse_args(&v(&["--approaches", "nope"])).err().unwrap();
         assert!(e.contains("mprotect_sigsegv"), "{e}");
         assert!(parse_args(&v(&["--json"])).is_err());
+        let c = parse_args(&v(&["--clock", "tsc"])).unwrap().clock;
+        assert_eq!(c, Some(measure::ClockKind::Tsc));
+        let e = parse_args(&v(&["--clock", "x"])).err().unwrap();
+        assert_eq!(e, "--clock: \"x\" is not auto, monotonic or tsc");
     }
 }
