@@ -201,3 +201,35 @@ pub fn write_report(b: &Bench, env: Environment, dir: &Path) -> Result<Exit> {
         Exit::Ok
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::report::tests::SAMPLE;
+    use super::*;
+
+    #[test]
+    fn report_files_and_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = report::parse(SAMPLE).unwrap();
+        // The sample has a wrong-answer cell: exit 1.
+        assert_eq!(
+            write_report(&b, Environment::Tcg, dir.path()).unwrap(),
+            Exit::Mismatch
+        );
+        for f in ["report.md", "bench.json", "round.svg", "fault.svg"] {
+            let text = std::fs::read_to_string(dir.path().join(f)).unwrap();
+            assert!(!text.is_empty(), "{f}");
+        }
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("bench.json")).unwrap())
+                .unwrap();
+        assert_eq!(j["environment"], "tcg");
+        // Cut short: exit 3.
+        let mut cut = b.clone();
+        cut.complete = false;
+        assert_eq!(
+            write_report(&cut, Environment::Tcg, dir.path()).unwrap(),
+            Exit::Crash
+        );
+    }
+}

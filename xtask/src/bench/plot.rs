@@ -40,6 +40,13 @@ fn log_range(values: impl Iterator<Item = f64>) -> Option<std::ops::Range<f64>> 
     (hi > 0.0).then(|| lo / 2.0..hi * 2.0)
 }
 
+/// A legend label. plotters sizes the legend box with an estimate of the text width
+/// (no font is loaded for SVG) that falls short for capitals; the padding, which SVG
+/// renderers collapse, keeps long labels inside the box.
+fn legend(label: &str) -> String {
+    format!("{label}{}", " ".repeat(label.len() / 5))
+}
+
 fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("plotting: {e}")
 }
@@ -106,7 +113,7 @@ pub fn round_svg(b: &Bench, w_of_n: &str, env: Environment) -> Result<String> {
                     c.stroke_width(2),
                 ))
                 .map_err(err)?
-                .label(label.clone())
+                .label(legend(label))
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
                 });
@@ -198,7 +205,7 @@ pub fn fault_svg(b: &Bench, env: Environment) -> Result<String> {
                     c.stroke_width(2),
                 ))
                 .map_err(err)?
-                .label(label.clone())
+                .label(legend(label))
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
                 });
