@@ -395,21 +395,15 @@ struct Mprotect {
 impl Mprotect {
     fn arm(m: Mapping) -> Result<Mprotect, String> {
         let mut flags: Box<[AtomicU8]> = (0..m.pages()).map(|_| AtomicU8::new(0)).collect();
-        let ptr = flags.as_mut_ptr();
+        // Arming happens on one thread, before the range is protected: no fault can
+        // reach the handler between these stores.
+        if !SEGV_FLAGS.load(Ordering::Acquire).is_null() {
+            return Err("mprotect_sigsegv: another range is already armed".into());
+        }
         SEGV_BASE.store(m.addr(), Ordering::Relaxed);
         SEGV_PAGES.store(m.pages(), Ordering::Relaxed);
         SEGV_PAGE_SIZE.store(page_size(), Ordering::Relaxed);
-        if SEGV_FLAGS
-            .compare_exchange(
-                std::ptr::null_mut(),
-                ptr,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_err()
-        {
-            return Err("mprotect_sigsegv: another range is already armed".into());
-        }
+        SEGV_FLAGS.store(flags.as_mut_ptr(), Ordering::Release);
         // SAFETY: sigaction is plain data; the handler is async-signal-safe.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
