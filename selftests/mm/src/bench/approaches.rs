@@ -215,9 +215,21 @@ fn scan_pages(
 ) -> Result<(), String> {
     out.clear();
     let mut a = args.clone();
-    loop {
+    let mut prev_end = 0u64;
+    for call in 1.. {
         let (n, walk_end) = pm.scan_into(&a, vec).map_err(s)?;
-        for r in &vec[..n] {
+        for (i, r) in vec[..n].iter().enumerate() {
+            // Regions come in address order and do not overlap: anything else would
+            // count a page twice. Say exactly where, for the report.
+            if r.start < prev_end || r.end <= r.start || r.start < a.start || r.end > a.end {
+                return Err(format!(
+                    "PAGEMAP_SCAN call {call} (start={:#x}, end={:#x}) returned region {i} of \
+                     {n} = [{:#x}, {:#x}) after a region ending at {prev_end:#x} \
+                     (walk_end={walk_end:#x}): out of order or overlapping",
+                    a.start, a.end, r.start, r.end
+                ));
+            }
+            prev_end = r.end;
             push_region(out, base, r.start, r.end);
         }
         if walk_end >= a.end {
@@ -231,6 +243,7 @@ fn scan_pages(
         }
         a.start = walk_end;
     }
+    unreachable!("the loop returns")
 }
 
 // ---------------------------------------------------------------------------
