@@ -505,8 +505,9 @@ pub fn markdown(b: &Bench, env: Environment) -> String {
     let _ = writeln!(
         s,
         "## One round: find the pages written, then reset\n\nMicroseconds per round: \
-         median (min-p90). Every round was checked: the pages found are exactly the pages \
-         written.\n"
+         median (min-p90). Every figure comes from rounds whose answer was checked (the \
+         pages found are exactly the pages written); a cell that failed the check is \
+         `ERROR`, listed under Errors.\n"
     );
     for k in b.w_kinds() {
         let _ = writeln!(s, "### {}\n\n{}", w_title(&k), round_table(b, &k));
