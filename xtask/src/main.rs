@@ -7,6 +7,7 @@
 //! The commands ([`test_kernel`], [`check_series`]) are short functions over those.
 
 mod alarms;
+mod bench;
 mod build;
 mod check_series;
 mod compare;
@@ -49,6 +50,11 @@ enum Cmd {
     /// expectation (or the console shows WARNING/BUG/Oops); 2 set-up, source, series,
     /// config or build error; 3 the kernel crashed, hung or its output was cut short.
     TestKernel(test_kernel::Options),
+    /// Time finding and resetting written pages by every approach the kernel has
+    /// (PAGEMAP_SCAN, soft-dirty, mprotect+SIGSEGV, userfaultfd) and report it.
+    ///
+    /// Exit codes: 0 measured; 1 a cell failed its check; 2 set-up; 3 crash or cut short.
+    Bench(bench::Options),
     /// List the targets of configs/targets.yaml.
     ListTargets {
         /// Machine-readable output (used by the GitHub Actions matrix).
@@ -104,6 +110,7 @@ fn main() -> ExitCode {
             drop,
             install,
         } => hosttools::main(reduced_path.as_deref(), &drop, install),
+        Cmd::Bench(o) => bench::main(o),
         Cmd::ListTargets { json } => test_kernel::list_targets(json),
         Cmd::Parse {
             path,

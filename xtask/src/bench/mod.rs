@@ -1,0 +1,235 @@
+//! `cargo xtask bench`: runs `pagemap_bench` (selftests/mm/src/bin/pagemap_bench.rs)
+//! and writes its report into a run directory, `target/bench/<time>/` (`latest`
+//! points at the newest):
+//!
+//! - `output.tap`: the program's output as received (TAP + `# bench-json:` records);
+//! - `records.json`: the records (the program's `--json` array);
+//! - `report.md`: the tables (rows approaches, columns N, like the seeds' table),
+//!   ratios to PAGEMAP_SCAN, the fault path, absent approaches with their reasons,
+//!   errors; and what the figures mean in this environment (host, KVM, TCG);
+//! - `bench.json`: the environment, its note and every record;
+//! - `round.svg`, `fault.svg`: the plots.
+//!
+//! `--host` runs the program on this machine. `--from FILE` renders the report of a
+//! saved run offline (a records.json, output.tap or results.ktap), with `--env`.
+//! Exit: 0 every present approach measured correctly; 1 an error or wrong answer in
+//! some cell; 2 set-up (build, bad input); 3 the program crashed or its output was
+//! cut short.
+
+pub mod plot;
+pub mod report;
+
+use crate::initramfs::GUEST_TARGET;
+use crate::util::{project_root, setup_error, target_dir, Exit, Failure};
+use anyhow::{Context, Result};
+use report::{Bench, Environment};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Options of `cargo xtask bench`.
+#[derive(clap::Args, Debug)]
+pub struct Options {
+    /// Run the benchmark on this machine's kernel.
+    #[arg(long)]
+    pub host: bool,
+    /// A small fixed sample (N in {1, 100, 10000}, W = N/10, fewer repetitions).
+    #[arg(long)]
+    pub quick: bool,
+    /// Render the report of a saved run (records.json, output.tap or results.ktap).
+    #[arg(long, value_name = "FILE", conflicts_with = "host")]
+    pub from: Option<PathBuf>,
+    /// With --from: where it was measured (host, kvm, tcg).
+    #[arg(long, default_value = "host", requires = "from")]
+    pub env: String,
+    /// The run directory (default target/bench/<time>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn main(o: Options) -> Result<Exit> {
+    if let Some(from) = &o.from {
+        let env = Environment::parse(&o.env).map_err(|e| setup_error(format!("--env: {e}")))?;
+        let text = std::fs::read_to_string(from)
+            .map_err(|e| setup_error(format!("bench: reading {}: {e}", from.display())))?;
+        let b = report::parse(&text)
+            .map_err(|e| setup_error(format!("bench: {}: {e:#}", from.display())))?;
+        let dir = match &o.out {
+            Some(d) => d.clone(),
+            None => run_dir()?,
+        };
+        return write_report(&b, env, &dir);
+    }
+    if !o.host {
+        return Err(setup_error(
+            "bench: say where to run: --host (this machine's kernel) or --from FILE (a saved \
+             run); the guest workload (--target) is not wired yet",
+        ));
+    }
+    let bin = build()?;
+    let dir = match &o.out {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => run_dir()?,
+    };
+    eprintln!("==> bench: running {} on the host kernel", bin.display());
+    let records = dir.join("records.json");
+    let tap = dir.join("output.tap");
+    let mut cmd = Command::new(&bin);
+    cmd.arg("--json").arg(&records);
+    if o.quick {
+        cmd.arg("--quick");
+    }
+    let status = run_streaming(cmd, &tap)?;
+    // The records: the --json file when the program finished, else what reached stdout.
+    let text = match std::fs::read_to_string(&records) {
+        Ok(t) => t,
+        Err(_) => std::fs::read_to_string(&tap)?,
+    };
+    let b = report::parse(&text).map_err(|e| Failure {
+        exit: Exit::Crash,
+        message: format!(
+            "bench: the program ended with {status} and left no readable records: {e:#}"
+        ),
+    })?;
+    let exit = write_report(&b, Environment::Host, &dir)?;
+    if !status.success() && status.code() != Some(1) && status.code() != Some(4) {
+        eprintln!("bench: the program ended with {status}");
+        return Ok(Exit::Crash);
+    }
+    Ok(exit)
+}
+
+/// Builds the program the way the initramfs builds guest binaries (same target dir,
+/// target and flags: the build is shared), returns its path.
+fn build() -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let tdir = target_dir().join("guest");
+    eprintln!("==> bench: building pagemap_bench");
+    let out = duct::cmd!(
+        cargo,
+        "build",
+        "--release",
+        "--quiet",
+        "--target",
+        GUEST_TARGET,
+        "--target-dir",
+        &tdir,
+        "-p",
+        "mm-selftests",
+        "--bin",
+        "pagemap_bench"
+    )
+    .dir(project_root())
+    .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    crate::util::run_captured(out, "bench: building pagemap_bench (cargo build)", 40)?;
+    Ok(tdir
+        .join(GUEST_TARGET)
+        .join("release")
+        .join("pagemap_bench"))
+}
+
+/// Runs `cmd`, printing its stdout as it comes and saving it to `log`.
+fn run_streaming(mut cmd: Command, log: &Path) -> Result<std::process::ExitStatus> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let mut file =
+        std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let stdout = child.stdout.take().expect("piped");
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading the benchmark's output")?;
+        writeln!(file, "{line}")?;
+        // The records are for the files; people read the `# ` summary lines.
+        if !line.contains(report::MARKER) {
+            println!("    {line}");
+        }
+    }
+    Ok(child.wait()?)
+}
+
+/// `target/bench/<UTC time>/`, and `target/bench/latest` pointing at it.
+fn run_dir() -> Result<PathBuf> {
+    let base = target_dir().join("bench");
+    std::fs::create_dir_all(&base)?;
+    let stamp = duct::cmd!("date", "-u", "+%Y%m%d-%H%M%S")
+        .read()
+        .unwrap_or_else(|_| "run".into());
+    let mut dir = base.join(&stamp);
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = base.join(format!("{stamp}.{n}"));
+    }
+    std::fs::create_dir_all(&dir)?;
+    let latest = base.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    let _ = std::os::unix::fs::symlink(dir.file_name().expect("named"), &latest);
+    Ok(dir)
+}
+
+/// Writes report.md, bench.json and the SVGs into `dir`, prints the report; the exit
+/// code the records call for.
+pub fn write_report(b: &Bench, env: Environment, dir: &Path) -> Result<Exit> {
+    std::fs::create_dir_all(dir)?;
+    let md = report::markdown(b, env);
+    let write = |name: &str, text: &str| -> Result<()> {
+        let p = dir.join(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
+    };
+    write("report.md", &md)?;
+    write("bench.json", &report::json(b, env)?)?;
+    // The round plot shows the seeds' layout (W = N/10) when it was measured.
+    let kinds = b.w_kinds();
+    if let Some(k) = kinds.first() {
+        write("round.svg", &plot::round_svg(b, k, env)?)?;
+    }
+    if !b.thread_counts().is_empty() {
+        write("fault.svg", &plot::fault_svg(b, env)?)?;
+    }
+    println!("\n{md}");
+    println!("report: {}", dir.display());
+    Ok(if !b.complete {
+        Exit::Crash
+    } else if b.error_count() > 0 {
+        Exit::Mismatch
+    } else {
+        Exit::Ok
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report::tests::SAMPLE;
+    use super::*;
+
+    #[test]
+    fn report_files_and_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = report::parse(SAMPLE).unwrap();
+        // The sample has a wrong-answer cell: exit 1.
+        assert_eq!(
+            write_report(&b, Environment::Tcg, dir.path()).unwrap(),
+            Exit::Mismatch
+        );
+        for f in ["report.md", "bench.json", "round.svg", "fault.svg"] {
+            let text = std::fs::read_to_string(dir.path().join(f)).unwrap();
+            assert!(!text.is_empty(), "{f}");
+        }
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("bench.json")).unwrap())
+                .unwrap();
+        assert_eq!(j["environment"], "tcg");
+        // Cut short: exit 3.
+        let mut cut = b.clone();
+        cut.complete = false;
+        assert_eq!(
+            write_report(&cut, Environment::Tcg, dir.path()).unwrap(),
+            Exit::Crash
+        );
+    }
+}
