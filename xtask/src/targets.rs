@@ -164,7 +164,13 @@ pub struct Expect {
     pub broken: Option<String>,
 }
 
-pub const SUITES: &[&str] = &["soft-dirty", "pagemap_ioctl", "pagemap_scan_regressions"];
+pub const SUITES: &[&str] = &[
+    "soft-dirty",
+    "pagemap_ioctl",
+    "pagemap_scan_regressions",
+    // The benchmark, run as a guest workload by `cargo xtask bench --target`.
+    "pagemap_bench",
+];
 
 impl Target {
     /// Suites in run order.

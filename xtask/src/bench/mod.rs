@@ -42,6 +42,14 @@ pub struct Options {
     /// With --from: where it was measured (host, kvm, tcg).
     #[arg(long, default_value = "host", requires = "from")]
     pub env: String,
+    /// Run it as the guest's only workload on this target's kernel (built, cached and
+    /// booted exactly as `test-kernel --target NAME` does it).
+    #[arg(long, conflicts_with_all = ["host", "from"])]
+    pub target: Option<String>,
+    /// With --target: also run it on the target's base kernel (without its series),
+    /// in the same run directory (base/ and series/).
+    #[arg(long, requires = "target")]
+    pub compare_base: bool,
     /// The run directory (default target/bench/<time>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -60,10 +68,13 @@ pub fn main(o: Options) -> Result<Exit> {
         };
         return write_report(&b, env, &dir);
     }
+    if let Some(name) = &o.target {
+        return guest(&o, name);
+    }
     if !o.host {
         return Err(setup_error(
-            "bench: say where to run: --host (this machine's kernel) or --from FILE (a saved \
-             run); the guest workload (--target) is not wired yet",
+            "bench: say where to run: --host (this machine's kernel), --target NAME (a \
+             target's kernel in QEMU) or --from FILE (a saved run)",
         ));
     }
     let bin = build()?;
@@ -100,6 +111,78 @@ pub fn main(o: Options) -> Result<Exit> {
         return Ok(Exit::Crash);
     }
     Ok(exit)
+}
+
+/// The benchmark as the guest workload: the target's plan with `pagemap_bench` as its
+/// only suite (it must pass: a wrong answer is `not ok`), then the report from the
+/// records that came back on the results port.
+fn guest(o: &Options, name: &str) -> Result<Exit> {
+    let m = crate::test_kernel::matrix()?;
+    let t = m.get(name).map_err(|e| setup_error(format!("{e:#}")))?;
+    let mut plan = crate::plan::RunPlan::resolve(
+        t,
+        &crate::plan::Overrides {
+            append: o.quick.then(|| "pagemap_bench.args=--quick".to_string()),
+            ..Default::default()
+        },
+    )?;
+    plan.suites = vec!["pagemap_bench".into()];
+    plan.expect = [(
+        "pagemap_bench".to_string(),
+        crate::targets::Expect::default(),
+    )]
+    .into_iter()
+    .collect();
+    let dir = match &o.out {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => run_dir()?,
+    };
+    let mut runs = vec![("series", plan.clone())];
+    if o.compare_base {
+        if plan.series.is_none() {
+            return Err(setup_error(format!(
+                "bench --compare-base: target {name} has no series"
+            )));
+        }
+        let mut base = plan.base();
+        base.suites = plan.suites.clone();
+        base.expect = plan.expect.clone();
+        runs.push(("base", base));
+    } else {
+        runs[0].0 = "guest";
+    }
+    let mut worst = Exit::Ok;
+    for (label, mut p) in runs {
+        let sub = dir.join(label);
+        p.out = Some(sub.clone());
+        let f = crate::test_kernel::run(&p)?;
+        let record = crate::plan::RunRecord::load(&sub)?;
+        let env = match record.boot.as_ref().map(|b| b.kvm) {
+            Some(true) => Environment::Kvm,
+            _ => Environment::Tcg,
+        };
+        let text = std::fs::read_to_string(sub.join("results.ktap")).unwrap_or_default();
+        let exit = match report::parse(&text) {
+            Ok(b) => {
+                eprintln!("==> bench: {label} ({})", plan.target);
+                write_report(&b, env, &sub)?
+            }
+            Err(e) => {
+                eprintln!("bench: {label}: no readable records: {e:#}");
+                Exit::Crash
+            }
+        };
+        worst = std::cmp::max_by_key(
+            worst,
+            std::cmp::max_by_key(exit, f.exit, |e| *e as u8),
+            |e| *e as u8,
+        );
+    }
+    println!("bench reports in {}", dir.display());
+    Ok(worst)
 }
 
 /// Builds the program the way the initramfs builds guest binaries (same target dir,
