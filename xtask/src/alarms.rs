@@ -17,7 +17,7 @@
 
 #![allow(
     dead_code,
-    reason = "the judgement (results.rs, being rewritten) will call scan and render"
+    reason = "Patterns::load/parse and Allowlist::parse are for tests and stand-alone pattern files"
 )]
 
 use std::fmt;
@@ -163,6 +163,12 @@ impl Patterns {
 #[serde(try_from = "String")]
 pub struct AllowRegex(pub Regex);
 
+impl Serialize for AllowRegex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
 impl TryFrom<String> for AllowRegex {
     type Error = regex::Error;
     fn try_from(s: String) -> Result<Self, regex::Error> {
@@ -171,18 +177,18 @@ impl TryFrom<String> for AllowRegex {
 }
 
 /// One allowlist entry: `{pattern: NAME, match: REGEX, reason: TEXT}`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AllowEntry {
     pub pattern: String,
     /// Searched in every quoted line and in the fingerprint id; absent = any.
-    #[serde(rename = "match", default)]
+    #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
     pub matches: Option<AllowRegex>,
     pub reason: String,
 }
 
 /// A target's allowed alarms (`alarms_allow:` in targets.yaml), each with its reason.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct Allowlist {
     pub entries: Vec<AllowEntry>,

@@ -135,8 +135,11 @@ impl SuiteVerdict {
 pub struct Judgement {
     pub suites: Vec<SuiteVerdict>,
     pub tests: Vec<TestVerdict>,
-    /// Console lines quoting kernel trouble.
+    /// Kernel alarms that fail the run, rendered: pattern, fingerprint, quoted lines.
     pub console_problems: Vec<String>,
+    /// Every kernel alarm on the console (configs/alarms.yaml), with its fingerprint;
+    /// allowed ones carry the allowlist's reason.
+    pub alarms: Vec<crate::alarms::Alarm>,
     pub panicked: bool,
     /// The results ended without the init's `# exit=` line.
     pub cut_short: bool,
@@ -265,7 +268,11 @@ impl<'p> Judge<'p> {
             suite_times: self.suite_times,
             ..Default::default()
         };
-        (a.console_problems, a.panicked) = scan_console(console);
+        a.alarms = scan_alarms(console, &self.plan.alarms_allow);
+        let failing: Vec<crate::alarms::Alarm> =
+            a.alarms.iter().filter(|x| x.fails()).cloned().collect();
+        a.console_problems = group_rendered(&failing);
+        a.panicked = a.alarms.iter().any(|x| x.fatal);
         a.guest_exit = markers::guest_exit(&root.diagnostics);
         a.cut_short = a.guest_exit.is_none();
         a.init_info = root
@@ -321,30 +328,27 @@ impl<'p> Judge<'p> {
     }
 }
 
-/// Kernel trouble on the console, quoted with the two lines that follow each hit.
-pub fn scan_console(console: &str) -> (Vec<String>, bool) {
-    let re = regex::Regex::new(r"Kernel panic|BUG:|WARNING:|Oops|general protection fault")
-        .expect("valid regex");
-    let lines: Vec<&str> = console.lines().collect();
-    let mut out = Vec::new();
-    let mut panicked = false;
-    let mut skip_until = 0;
-    for (i, l) in lines.iter().enumerate() {
-        if i < skip_until || !re.is_match(l) {
-            continue;
+/// The kernel's alarms on the console (configs/alarms.yaml), judged against the
+/// target's allowlist.
+pub fn scan_alarms(console: &str, allow: &crate::alarms::Allowlist) -> Vec<crate::alarms::Alarm> {
+    let patterns =
+        crate::alarms::Patterns::builtin().expect("configs/alarms.yaml is compiled in and tested");
+    crate::alarms::scan(console, &patterns, allow)
+}
+
+/// One entry per fingerprint: the rendered lines of that alarm joined.
+fn group_rendered(alarms: &[crate::alarms::Alarm]) -> Vec<String> {
+    let lines = crate::alarms::render(alarms, 6);
+    let mut out: Vec<String> = Vec::new();
+    for l in lines {
+        if l.starts_with("kernel alarm ") || out.is_empty() {
+            out.push(l);
+        } else if let Some(last) = out.last_mut() {
+            last.push('\n');
+            last.push_str(&l);
         }
-        panicked |= l.contains("Kernel panic");
-        let end = (i + 3).min(lines.len());
-        out.push(
-            lines[i..end]
-                .iter()
-                .map(|s| s.trim_end())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        );
-        skip_until = end;
     }
-    (out, panicked)
+    out
 }
 
 fn reason_of(t: &Test) -> String {
@@ -694,14 +698,36 @@ ok 2 pagemap_ioctl # SKIP
     }
 
     #[test]
-    fn warning_fails_a_clean_run() {
-        let (p, panicked) =
-            scan_console("a\n[ 3.1] WARNING: CPU: 1 PID: 1 at mm/memory.c:123 x\nb\nc\nd\n");
-        assert_eq!(p.len(), 1);
-        assert!(!panicked);
-        assert_eq!(p[0].lines().count(), 3);
-        let (none, _) = scan_console("Linux version 6.12\nRun /init as init process\n");
-        assert!(none.is_empty());
+    fn warning_fails_a_clean_run_and_an_allowed_one_does_not() {
+        let mut p = plan("      soft-dirty: {}\n      pagemap_ioctl: {}\n");
+        p.suites = vec!["soft-dirty".into()];
+        p.expect.retain(|s, _| s == "soft-dirty");
+        let results =
+            "KTAP version 1\n1..1\n# soft-dirty: 1 ms exit=0\nok 1 soft-dirty\n# exit=0\n";
+        let con = "a\n[ 3.1] WARNING: CPU: 1 PID: 1 at mm/memory.c:123 x\nb\nc\nd\n";
+        let a = judge(&p, results, con);
+        assert_eq!(a.console_problems.len(), 1, "{:?}", a.console_problems);
+        assert!(a.console_problems[0].contains("mm/memory.c:123"));
+        assert!(!a.panicked);
+        assert_eq!(a.exit(), Exit::Mismatch);
+        assert_eq!(a.alarms.len(), 1);
+        let mut allowed = p.clone();
+        allowed.alarms_allow = crate::alarms::Allowlist::parse(
+            "- {pattern: warning, match: 'mm/memory.c:123', reason: known}\n",
+            "test",
+        )
+        .unwrap();
+        let b = judge(&allowed, results, con);
+        assert!(b.console_problems.is_empty());
+        assert_eq!(b.alarms[0].allowed.as_deref(), Some("known"));
+        assert_eq!(b.exit(), Exit::Ok);
+        assert!(judge(
+            &p,
+            results,
+            "Linux version 6.12\nRun /init as init process\n"
+        )
+        .console_problems
+        .is_empty());
     }
 
     #[test]

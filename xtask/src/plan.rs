@@ -95,6 +95,9 @@ pub struct RunPlan {
     /// `--build-dir`: build here instead of the cached build directory (absolute).
     #[serde(default)]
     pub build_dir: Option<PathBuf>,
+    /// The target's allowed kernel alarms.
+    #[serde(default)]
+    pub alarms_allow: crate::alarms::Allowlist,
 }
 
 /// The CLI's choices that shape a plan (test_kernel's `Options`, minus the modes).
@@ -204,6 +207,7 @@ impl RunPlan {
             kvm_deadline_s: o.kvm_deadline_s.unwrap_or(10),
             require_kvm: o.require_kvm,
             out: o.out.clone(),
+            alarms_allow: t.alarms_allow.clone(),
             build_dir: o
                 .build_dir
                 .as_deref()

@@ -39,6 +39,10 @@ pub struct Target {
     /// The run order of `suites` (the map is sorted): defaults to the map order.
     #[serde(default)]
     pub order: Vec<String>,
+    /// Kernel alarms this target allows, each with its reason
+    /// (`{pattern, match, reason}`; configs/alarms.yaml names the patterns).
+    #[serde(default)]
+    pub alarms_allow: crate::alarms::Allowlist,
 }
 
 /// Where the kernel source comes from. At least one of these.
@@ -206,6 +210,10 @@ impl Matrix {
         let mut seen = std::collections::BTreeSet::new();
         for (i, t) in self.targets.iter().enumerate() {
             let at = format!("targets[{i}] ({})", t.name);
+            t.alarms_allow.validate(
+                &crate::alarms::Patterns::builtin()?,
+                &format!("{at}.alarms_allow"),
+            )?;
             if t.name.is_empty() || t.name.contains('/') || t.name.contains(char::is_whitespace) {
                 bail!("{at}.name: {:?} is not a usable target name", t.name);
             }
