@@ -191,6 +191,16 @@ struct LineCtx<'a> {
     statement_start: bool,
 }
 
+/// What the first pass learns about each line of a run of known lines.
+struct Info {
+    line: u32,
+    toks: Vec<Tok>,
+    /// Inside a function body, not a preprocessor or signature line, has tokens.
+    code: bool,
+    /// The previous code line ended a statement or opened/closed a block.
+    statement_start: bool,
+}
+
 fn generate_file(path: &str, view: &FileView, g: &mut Generation) {
     for seg in segments(view) {
         let mut in_comment = starts_in_comment(view, &seg);
@@ -198,6 +208,7 @@ fn generate_file(path: &str, view: &FileView, g: &mut Generation) {
         let mut in_signature = false;
         // The last token of the previous code line (None: unknown).
         let mut prev_end: Option<String> = None;
+        let mut infos = Vec::new();
         for &l in &seg {
             let k = &view[&l];
             let was_comment = in_comment;
@@ -220,70 +231,163 @@ fn generate_file(path: &str, view: &FileView, g: &mut Generation) {
                     function: k.function.clone(),
                 });
             }
-            let code = k.function.is_some() && !preprocessor && !signature && !toks.is_empty();
-            if k.added && code {
-                let ctx = LineCtx {
-                    toks: &toks,
-                    text: &k.text,
-                    statement_start: prev_end
-                        .as_deref()
-                        .is_some_and(|e| matches!(e, ";" | "{" | "}" | ")" | ":" | "else")),
-                };
-                // The same mutated line from two operators is one mutant (the first).
-                let mut seen: Vec<String> = Vec::new();
-                for op in Operator::ALL {
-                    let mut index = 0;
-                    for (mutated, description) in mutate(op, &ctx) {
-                        if seen.contains(&mutated) || mutated == k.text {
-                            continue;
-                        }
-                        seen.push(mutated.clone());
-                        g.mutants
-                            .push(make_mutant(path, view, l, op, index, mutated, description));
-                        index += 1;
-                    }
-                }
-            }
+            let statement_start = prev_end
+                .as_deref()
+                .is_some_and(|e| matches!(e, ";" | "{" | "}" | ")" | ":" | "else"));
             if preprocessor {
                 prev_end = Some(";".into());
             } else if let Some(t) = toks.last() {
                 prev_end = Some(t.text.clone());
             }
+            infos.push(Info {
+                line: l,
+                code: k.function.is_some() && !preprocessor && !signature && !toks.is_empty(),
+                toks,
+                statement_start,
+            });
+        }
+        for (i, info) in infos.iter().enumerate() {
+            let k = &view[&info.line];
+            if !(k.added && info.code) {
+                continue;
+            }
+            let line_ctx = LineCtx {
+                toks: &info.toks,
+                text: &k.text,
+                statement_start: info.statement_start,
+            };
+            let unit = statement_unit(view, &infos[i..]);
+            // The same mutated text from two operators is one mutant (the first).
+            let mut seen: Vec<String> = Vec::new();
+            for op in Operator::ALL {
+                let if_here = info.toks.iter().any(|t| t.text == "if");
+                let (ctx, lines) = match (&unit, op) {
+                    (Some((toks, text, n)), Operator::NegateIf) if if_here => (
+                        LineCtx {
+                            toks,
+                            text,
+                            statement_start: info.statement_start,
+                        },
+                        *n,
+                    ),
+                    (Some((toks, text, n)), Operator::DeleteStatement) => (
+                        LineCtx {
+                            toks,
+                            text,
+                            statement_start: info.statement_start,
+                        },
+                        *n,
+                    ),
+                    _ => (
+                        LineCtx {
+                            toks: line_ctx.toks,
+                            text: line_ctx.text,
+                            statement_start: line_ctx.statement_start,
+                        },
+                        1,
+                    ),
+                };
+                let mut index = 0;
+                for (mutated, description) in mutate(op, &ctx) {
+                    if seen.contains(&mutated) || mutated == ctx.text {
+                        continue;
+                    }
+                    seen.push(mutated.clone());
+                    g.mutants.push(make_mutant(
+                        path,
+                        view,
+                        info.line,
+                        lines,
+                        op,
+                        index,
+                        mutated,
+                        description,
+                    ));
+                    index += 1;
+                }
+            }
         }
     }
 }
 
+/// A statement or `if (...)` head that goes on past its first line: the tokens of its
+/// lines (offsets into their text joined with newlines), that text, and its line count.
+/// None when it ends on its first line, or is not complete within 8 code lines.
+fn statement_unit(view: &FileView, infos: &[Info]) -> Option<(Vec<Tok>, String, u32)> {
+    let mut depth = 0i32;
+    let mut toks = Vec::new();
+    let mut text = String::new();
+    for (n, info) in infos.iter().take(8).enumerate() {
+        if !info.code || (n > 0 && info.line != infos[n - 1].line + 1) {
+            return None;
+        }
+        if n > 0 {
+            text.push('\n');
+        }
+        let base = text.len();
+        text += &view[&info.line].text;
+        for t in &info.toks {
+            match t.text.as_str() {
+                "(" | "[" => depth += 1,
+                ")" | "]" => depth -= 1,
+                _ => {}
+            }
+            toks.push(Tok {
+                start: t.start + base,
+                end: t.end + base,
+                ..t.clone()
+            });
+        }
+        let last = info.toks.last().map(|t| t.text.as_str());
+        if depth <= 0 && matches!(last, Some(";" | "{" | "}" | ")" | ":")) {
+            return (n > 0).then_some((toks, text, n as u32 + 1));
+        }
+    }
+    None
+}
+
+/// Replaces `count` lines from `line` with `mutated` (one or more lines).
+#[allow(clippy::too_many_arguments)]
 fn make_mutant(
     path: &str,
     view: &FileView,
     line: u32,
+    count: u32,
     operator: Operator,
     index: u32,
     mutated: String,
     description: String,
 ) -> Mutant {
-    let k = &view[&line];
+    let last = line + count - 1;
     // Symmetric context (GNU patch anchors a hunk with uneven context at the file's
     // start or end), as much of the usual 3 lines as the series showed.
-    let known = |dir: i64| {
+    let known = |from: u32, dir: i64| {
         (1..=3)
             .take_while(|d| {
-                let n = line as i64 + dir * d;
+                let n = from as i64 + dir * d;
                 n >= 1 && view.contains_key(&(n as u32))
             })
             .count() as u32
     };
-    let c = known(-1).min(known(1));
+    let c = known(line, -1).min(known(last, 1));
+    let original: Vec<&str> = (line..=last).map(|l| view[&l].text.as_str()).collect();
+    let new_count = mutated.split('\n').count() as u32;
     let mut patch = format!(
-        "--- a/{path}\n+++ b/{path}\n@@ -{s},{n} +{s},{n} @@\n",
+        "--- a/{path}\n+++ b/{path}\n@@ -{s},{o} +{s},{n} @@\n",
         s = line - c,
-        n = 2 * c + 1
+        o = 2 * c + count,
+        n = 2 * c + new_count
     );
     for l in line - c..line {
         patch += &format!(" {}\n", view[&l].text);
     }
-    patch += &format!("-{}\n+{}\n", k.text, mutated);
-    for l in line + 1..=line + c {
+    for o in &original {
+        patch += &format!("-{o}\n");
+    }
+    for m in mutated.split('\n') {
+        patch += &format!("+{m}\n");
+    }
+    for l in last + 1..=last + c {
         patch += &format!(" {}\n", view[&l].text);
     }
     Mutant {
@@ -292,9 +396,9 @@ fn make_mutant(
         line,
         operator,
         index,
-        function: k.function.clone(),
+        function: view[&line].function.clone(),
         description,
-        original: k.text.clone(),
+        original: original.join("\n"),
         mutated,
         patch,
     }
@@ -378,9 +482,10 @@ fn mutate(op: Operator, ctx: &LineCtx) -> Vec<(String, String)> {
                         }
                         let (a, b) = (toks[i + 1].end, toks[close].start);
                         let cond = &text[a..b];
+                        let short = cond.split_whitespace().collect::<Vec<_>>().join(" ");
                         out.push((
                             format!("{}!({cond}){}", &text[..a], &text[b..]),
-                            format!("`if ({cond})` -> `if (!({cond}))`"),
+                            format!("`if ({short})` -> `if (!({short}))`"),
                         ));
                     }
                 }
@@ -722,6 +827,84 @@ mod tests {
         assert!(del("out: f(x);", true).is_empty());
     }
 
+    const MULTI: &str = "\
+--- /dev/null
++++ b/m.c
+@@ -0,0 +1,17 @@
++static int f(int a, int b)
++{
++\tint r;
++
++\tif (a &&
++\t    b) {
++\t\tr = g(a,
++\t\t      b);
++\t\th(r,
++\t\t  a)->x = 1;
++out:
++\t\tif (r)
++\t\t\tr--;
++\t}
++\treturn r;
++}
++int x;
+";
+
+    #[test]
+    fn statements_over_several_lines() {
+        let s = Series {
+            origin: "t".into(),
+            patches: vec![Patch {
+                name: "m".into(),
+                text: MULTI.into(),
+            }],
+        };
+        let g = generate(&s, &[]).unwrap();
+        let by_op = |op| -> Vec<(u32, String)> {
+            g.mutants
+                .iter()
+                .filter(|m| m.operator == op)
+                .map(|m| (m.line, m.mutated.clone()))
+                .collect()
+        };
+        assert_eq!(
+            by_op(Operator::NegateIf),
+            [
+                (5, "\tif (!(a &&\n\t    b)) {".to_string()),
+                (12, "\t\tif (!(r))".to_string())
+            ]
+        );
+        assert_eq!(
+            by_op(Operator::DeleteStatement),
+            [
+                (7, "\t\t(void)0;".to_string()),
+                (9, "\t\t(void)0;".to_string()),
+                (13, "\t\t\t(void)0;".to_string())
+            ]
+        );
+        let m = g
+            .mutants
+            .iter()
+            .find(|m| m.operator == Operator::DeleteStatement)
+            .unwrap();
+        assert_eq!(m.original, "\t\tr = g(a,\n\t\t      b);");
+        assert!(m.patch.contains("@@ -4,8 +4,7 @@\n"), "{}", m.patch);
+        let d = tempfile::tempdir().unwrap();
+        crate::series::apply_one(d.path(), &s.patches[0]).unwrap();
+        for m in &g.mutants {
+            let p = Patch {
+                name: m.id.clone(),
+                text: m.patch.clone(),
+            };
+            crate::series::apply_one(d.path(), &p).unwrap();
+            duct::cmd!("patch", "-p1", "-R", "--fuzz=0", "--batch", "-d", d.path())
+                .stdin_bytes(m.patch.as_bytes())
+                .stdout_null()
+                .run()
+                .unwrap();
+        }
+    }
+
     #[test]
     fn ternary() {
         assert_eq!(
@@ -904,18 +1087,13 @@ mod tests {
             };
             crate::series::apply_one(copy.path(), &p).unwrap();
             let after = std::fs::read_to_string(&file).unwrap();
-            let changed: Vec<usize> = before
-                .lines()
-                .zip(after.lines())
-                .enumerate()
-                .filter(|(_, (a, b))| a != b)
-                .map(|(i, _)| i + 1)
-                .collect();
-            assert_eq!(changed, [m.line as usize], "{}", m.id);
-            assert_eq!(
-                after.lines().nth(m.line as usize - 1),
-                Some(m.mutated.as_str())
-            );
+            // Exactly the mutant's lines changed, into its mutated text.
+            let mut want: Vec<&str> = before.lines().collect();
+            let first = m.line as usize - 1;
+            let n = m.original.split('\n').count();
+            assert_eq!(want[first..first + n].join("\n"), m.original, "{}", m.id);
+            want.splice(first..first + n, m.mutated.split('\n'));
+            assert_eq!(after.lines().collect::<Vec<_>>(), want, "{}", m.id);
             duct::cmd!(
                 "patch",
                 "-p1",

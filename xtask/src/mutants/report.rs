@@ -286,15 +286,20 @@ fn totals_table(out: &mut String, title: &str, groups: &[Group]) {
 }
 
 fn listed_md(out: &mut String, l: &Listed) {
-    let _ = writeln!(
+    let diff = |sign: char, text: &str| {
+        text.split('\n')
+            .map(|t| format!("  {sign}{t}\n"))
+            .collect::<String>()
+    };
+    let _ = write!(
         out,
-        "- `{}` ({}, {}): {}\n\n  ```diff\n  -{}\n  +{}\n  ```",
+        "- `{}` ({}, {}): {}\n\n  ```diff\n{}{}  ```\n",
         l.id,
         l.function.as_deref().unwrap_or("no function"),
         l.operator,
         l.description,
-        l.original,
-        l.mutated
+        diff('-', &l.original),
+        diff('+', &l.mutated)
     );
     if !l.detail.is_empty() {
         let _ = writeln!(out, "  {}", l.detail.lines().last().unwrap_or(""));
