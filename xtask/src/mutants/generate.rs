@@ -152,6 +152,33 @@ pub fn generate(series: &Series, files: &[String]) -> Result<Generation> {
     Ok(g)
 }
 
+/// Checks the line numbers against a patched tree: every line the series' hunks show
+/// must be that tree's line at that number (a series that applies with offsets would
+/// put mutants on the wrong lines). Returns how many lines were checked.
+pub fn verify_lines(series: &Series, tree: &std::path::Path) -> Result<usize> {
+    let mut checked = 0;
+    for (path, view) in reconstruct(series)? {
+        let file = tree.join(&path);
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| setup_error(format!("mutants: reading {}: {e}", file.display())))?;
+        let lines: Vec<&str> = text.lines().collect();
+        for (l, k) in &view {
+            let found = lines.get(*l as usize - 1).copied();
+            if found != Some(k.text.as_str()) {
+                return Err(setup_error(format!(
+                    "mutants: {}:{l}: the series puts {:?} there but the tree has {:?} \
+                     (is it patched with this series, without offsets?)",
+                    file.display(),
+                    k.text,
+                    found.unwrap_or("(end of file)")
+                )));
+            }
+            checked += 1;
+        }
+    }
+    Ok(checked)
+}
+
 /// Splits a view into runs of consecutive line numbers.
 fn segments(view: &FileView) -> Vec<Vec<u32>> {
     let mut out: Vec<Vec<u32>> = Vec::new();
@@ -1060,19 +1087,10 @@ mod tests {
         let series =
             Series::load(&crate::util::project_root().join("patches/pagemap-scan-6.1")).unwrap();
         let views = reconstruct(&series).unwrap();
+        let checked = verify_lines(&series, &tree).unwrap();
         let copy = tempfile::tempdir().unwrap();
-        let mut checked = 0;
-        for (path, view) in &views {
+        for path in views.keys() {
             let text = std::fs::read_to_string(tree.join(path)).unwrap();
-            let lines: Vec<&str> = text.lines().collect();
-            for (l, k) in view {
-                assert_eq!(
-                    lines.get(*l as usize - 1).copied(),
-                    Some(k.text.as_str()),
-                    "{path}:{l}"
-                );
-                checked += 1;
-            }
             let dst = copy.path().join(path);
             std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
             std::fs::write(&dst, &text).unwrap();
@@ -1129,6 +1147,25 @@ mod tests {
             );
         }
         assert!(g.mutants.len() > 100);
+    }
+
+    #[test]
+    fn verify_lines_against_a_tree() {
+        let d = tempfile::tempdir().unwrap();
+        let s = series();
+        for p in &s.patches {
+            crate::series::apply_one(d.path(), p).unwrap();
+        }
+        assert_eq!(verify_lines(&s, d.path()).unwrap(), 36);
+        // One line inserted at the top: everything is off by one.
+        let f = d.path().join("k/a.c");
+        let text = std::fs::read_to_string(&f).unwrap();
+        std::fs::write(&f, format!("// new\n{text}")).unwrap();
+        let e = verify_lines(&s, d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("k/a.c:1:") && e.contains("#include <linux/x.h>"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -182,6 +182,9 @@ pub struct Options {
     /// K/N: only the K-th of N deterministic parts (after --sample).
     #[arg(long)]
     pub shard: Option<Shard>,
+    /// Check the mutants' line numbers against this patched tree first.
+    #[arg(long)]
+    pub tree: Option<PathBuf>,
     /// With --list: one JSON object per mutant (with its patch) instead of text.
     #[arg(long, requires = "list")]
     pub json: bool,
@@ -221,6 +224,10 @@ pub fn main(o: Options) -> Result<Exit> {
         ));
     }
     let series = o.load_series()?;
+    if let Some(t) = &o.tree {
+        let n = generate::verify_lines(&series, t)?;
+        eprintln!("{n} lines of the series match {}", t.display());
+    }
     let g = generate(&series, &o.files)?;
     let chosen = select(&g.mutants, &o.selection());
     if let Some(f) = &o.function {
