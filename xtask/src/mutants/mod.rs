@@ -8,12 +8,16 @@
 
 pub mod clex;
 pub mod generate;
-// The run driver (apply, build, boot, judge, revert) is wired over the run plan by the
-// lead; until then only the tests call the store and the report.
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "the run driver (apply, build, boot, judge, revert) is not wired yet; tests call it"
+)]
 pub mod report;
 pub mod seriesdiff;
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "the run driver (apply, build, boot, judge, revert) is not wired yet; tests call it"
+)]
 pub mod store;
 
 use std::fmt;
