@@ -92,6 +92,52 @@ pub struct Mutant {
 }
 
 impl Mutant {
+    /// Applies the mutant to the patched tree `dir` (strictly: no fuzz).
+    #[allow(dead_code, reason = "for the run driver, not wired yet; tests call it")]
+    pub fn apply(&self, dir: &std::path::Path) -> Result<()> {
+        crate::series::apply_one(dir, &self.as_patch())
+    }
+
+    /// Takes the mutant out of `dir` again (`patch -R`, no fuzz).
+    #[allow(dead_code, reason = "for the run driver, not wired yet; tests call it")]
+    pub fn revert(&self, dir: &std::path::Path) -> Result<()> {
+        let out = duct::cmd!(
+            "patch",
+            "-p1",
+            "-R",
+            // Without --forward, --batch would take a mutant that is not applied
+            // for a reversed patch and apply it.
+            "--forward",
+            "--batch",
+            "--fuzz=0",
+            "--no-backup-if-mismatch",
+            "--reject-file=-",
+            "-d",
+            dir
+        )
+        .stdin_bytes(self.patch.as_bytes())
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()?;
+        if !out.status.success() {
+            return Err(setup_error(format!(
+                "mutants: reverting {} in {}: {}",
+                self.id,
+                dir.display(),
+                crate::series::describe_failure(&String::from_utf8_lossy(&out.stdout))
+            )));
+        }
+        Ok(())
+    }
+
+    fn as_patch(&self) -> crate::series::Patch {
+        crate::series::Patch {
+            name: format!("mutant {}", self.id),
+            text: self.patch.clone(),
+        }
+    }
+
     /// Identity of the mutant's content: a stored result for the same id but another
     /// fingerprint is stale (the series changed under it).
     pub fn fingerprint(&self) -> String {
@@ -924,11 +970,7 @@ mod tests {
                 text: m.patch.clone(),
             };
             crate::series::apply_one(d.path(), &p).unwrap();
-            duct::cmd!("patch", "-p1", "-R", "--fuzz=0", "--batch", "-d", d.path())
-                .stdin_bytes(m.patch.as_bytes())
-                .stdout_null()
-                .run()
-                .unwrap();
+            m.revert(d.path()).unwrap();
         }
     }
 
@@ -1055,11 +1097,7 @@ mod tests {
                 "{}",
                 m.id
             );
-            duct::cmd!("patch", "-p1", "-R", "--fuzz=0", "--batch", "-d", d.path())
-                .stdin_bytes(m.patch.as_bytes())
-                .stdout_null()
-                .run()
-                .unwrap();
+            m.revert(d.path()).unwrap();
             assert_eq!(
                 std::fs::read_to_string(d.path().join("k/a.c")).unwrap(),
                 before
@@ -1099,11 +1137,7 @@ mod tests {
         for m in &g.mutants {
             let file = copy.path().join(&m.file);
             let before = std::fs::read_to_string(&file).unwrap();
-            let p = Patch {
-                name: m.id.clone(),
-                text: m.patch.clone(),
-            };
-            crate::series::apply_one(copy.path(), &p).unwrap();
+            m.apply(copy.path()).unwrap();
             let after = std::fs::read_to_string(&file).unwrap();
             // Exactly the mutant's lines changed, into its mutated text.
             let mut want: Vec<&str> = before.lines().collect();
@@ -1112,19 +1146,7 @@ mod tests {
             assert_eq!(want[first..first + n].join("\n"), m.original, "{}", m.id);
             want.splice(first..first + n, m.mutated.split('\n'));
             assert_eq!(after.lines().collect::<Vec<_>>(), want, "{}", m.id);
-            duct::cmd!(
-                "patch",
-                "-p1",
-                "-R",
-                "--fuzz=0",
-                "--batch",
-                "-d",
-                copy.path()
-            )
-            .stdin_bytes(m.patch.as_bytes())
-            .stdout_null()
-            .run()
-            .unwrap();
+            m.revert(copy.path()).unwrap();
             assert_eq!(
                 std::fs::read_to_string(&file).unwrap(),
                 before,
@@ -1147,6 +1169,25 @@ mod tests {
             );
         }
         assert!(g.mutants.len() > 100);
+    }
+
+    #[test]
+    fn revert_of_a_mutant_not_applied_names_it() {
+        let d = tempfile::tempdir().unwrap();
+        let s = series();
+        for p in &s.patches {
+            crate::series::apply_one(d.path(), p).unwrap();
+        }
+        let m = &generate(&s, &[]).unwrap().mutants[0];
+        let before = std::fs::read_to_string(d.path().join("k/a.c")).unwrap();
+        let e = m.revert(d.path()).unwrap_err().to_string();
+        assert!(e.contains(&m.id) && e.contains("k/a.c"), "{e}");
+        let now = std::fs::read_to_string(d.path().join("k/a.c")).unwrap();
+        assert_eq!(now, before, "a failed revert changes nothing");
+        m.apply(d.path()).unwrap();
+        let e = m.apply(d.path()).unwrap_err().to_string();
+        assert!(e.contains("already applied"), "{e}");
+        m.revert(d.path()).unwrap();
     }
 
     #[test]
