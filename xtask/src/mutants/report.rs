@@ -20,6 +20,7 @@ pub struct Totals {
     pub timeout: usize,
     pub survived: usize,
     pub build_error: usize,
+    pub equivalent: usize,
     pub not_run: usize,
     /// (killed + timeout) / (killed + timeout + survived); None when nothing counted.
     pub score: Option<f64>,
@@ -34,6 +35,7 @@ impl Totals {
             Some(Outcome::Timeout { .. }) => self.timeout += 1,
             Some(Outcome::Survived) => self.survived += 1,
             Some(Outcome::BuildError { .. }) => self.build_error += 1,
+            Some(Outcome::Equivalent { .. }) => self.equivalent += 1,
         }
         let counted = self.killed + self.timeout + self.survived;
         self.score = (counted > 0).then(|| (self.killed + self.timeout) as f64 / counted as f64);
@@ -75,6 +77,8 @@ pub enum LineStatus {
     Killed,
     /// At least one mutant survived.
     Survived,
+    /// Its mutants that ran were equivalent (or build errors).
+    Equivalent,
     /// Its mutants were all build errors.
     BuildError,
     /// Selected mutants have not run yet.
@@ -90,6 +94,7 @@ impl LineStatus {
         match self {
             LineStatus::Killed => "killed",
             LineStatus::Survived => "survived",
+            LineStatus::Equivalent => "equivalent",
             LineStatus::BuildError => "build-error",
             LineStatus::Pending => "pending",
             LineStatus::NotSelected => "not-selected",
@@ -122,6 +127,7 @@ pub struct Report {
     pub survivors: Vec<Listed>,
     pub timeouts: Vec<Listed>,
     pub build_errors: Vec<Listed>,
+    pub equivalents: Vec<Listed>,
     pub lines: Vec<Line>,
     /// Mean seconds per mutant that ran (make; boot + tests), when any did.
     pub mean_build_secs: Option<f64>,
@@ -140,6 +146,7 @@ fn outcome_text(o: Option<&Outcome>) -> String {
         ),
         Some(Outcome::Survived) => "survived".into(),
         Some(Outcome::BuildError { .. }) => "build error".into(),
+        Some(Outcome::Equivalent { reason }) => format!("equivalent: {reason}"),
         Some(Outcome::Timeout { phase, secs }) => format!("timeout in {phase} after {secs:.0} s"),
     }
 }
@@ -167,7 +174,8 @@ pub fn build(series: &str, g: &Generation, selected: &[Mutant], results: &Result
     let mut per_file: BTreeMap<String, Totals> = BTreeMap::new();
     let mut per_function: BTreeMap<String, Totals> = BTreeMap::new();
     let mut per_operator: BTreeMap<Operator, Totals> = BTreeMap::new();
-    let (mut survivors, mut timeouts, mut build_errors) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut survivors, mut timeouts) = (Vec::new(), Vec::new());
+    let (mut build_errors, mut equivalents) = (Vec::new(), Vec::new());
     let mut suites: Vec<String> = Vec::new();
     let (mut build_secs, mut run_secs, mut ran) = (0.0, 0.0, 0usize);
     let mut by_line: BTreeMap<(&str, u32), Vec<Ran>> = BTreeMap::new();
@@ -195,6 +203,7 @@ pub fn build(series: &str, g: &Generation, selected: &[Mutant], results: &Result
             Some(Outcome::BuildError { log_tail }) => {
                 build_errors.push(listed(m, log_tail.clone()))
             }
+            Some(Outcome::Equivalent { reason }) => equivalents.push(listed(m, reason.clone())),
             _ => {}
         }
         by_line
@@ -219,6 +228,8 @@ pub fn build(series: &str, g: &Generation, selected: &[Mutant], results: &Result
                 LineStatus::Killed
             } else if ms.iter().any(|(_, o)| o.is_none()) {
                 LineStatus::Pending
+            } else if any(|o| matches!(o, Outcome::Equivalent { .. })) {
+                LineStatus::Equivalent
             } else if !ms.is_empty() {
                 LineStatus::BuildError
             } else if generated.contains_key(&key) {
@@ -259,6 +270,7 @@ pub fn build(series: &str, g: &Generation, selected: &[Mutant], results: &Result
         survivors,
         timeouts,
         build_errors,
+        equivalents,
         lines,
         mean_build_secs: (ran > 0).then(|| build_secs / ran as f64),
         mean_run_secs: (ran > 0).then(|| run_secs / ran as f64),
@@ -267,19 +279,22 @@ pub fn build(series: &str, g: &Generation, selected: &[Mutant], results: &Result
 
 fn totals_table(out: &mut String, title: &str, groups: &[Group]) {
     let _ = writeln!(out, "\n## {title}\n");
-    out.push_str("| | score | killed | timeout | survived | build error | not run |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str(
+        "| | score | killed | timeout | survived | build error | equivalent | not run |\n",
+    );
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for g in groups {
         let t = &g.totals;
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
             g.name,
             t.score_text(),
             t.killed,
             t.timeout,
             t.survived,
             t.build_error,
+            t.equivalent,
             t.not_run
         );
     }
@@ -312,12 +327,13 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(
         out,
         "Mutation score: **{}** ({} killed + {} timeouts of {} counted; {} build errors \
-         not counted; {} of {} mutants not run).\n",
+         and {} equivalent not counted; {} of {} mutants not run).\n",
         t.score_text(),
         t.killed,
         t.timeout,
         t.killed + t.timeout + t.survived,
         t.build_error,
+        t.equivalent,
         t.not_run,
         t.mutants
     );
@@ -363,6 +379,16 @@ pub fn markdown(r: &Report) -> String {
             listed_md(&mut out, l);
         }
     }
+    if !r.equivalents.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Equivalent, not counted ({})\n",
+            r.equivalents.len()
+        );
+        for l in &r.equivalents {
+            listed_md(&mut out, l);
+        }
+    }
     out
 }
 
@@ -386,7 +412,7 @@ pub fn html(r: &Report) -> String {
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Mutants of {s}</title>\n\
          <style>\nbody{{font-family:sans-serif}} table{{border-collapse:collapse}}\n\
          td.n{{color:#888;text-align:right;padding-right:1em}} td.c{{font-family:monospace;white-space:pre}}\n\
-         .killed{{background:#c8f0c8}} .survived{{background:#f7b5b5}} .build-error{{background:#f5e6a3}}\n\
+         .killed{{background:#c8f0c8}} .survived{{background:#f7b5b5}} .build-error{{background:#f5e6a3}} .equivalent{{background:#ddd}}\n\
          .pending,.not-selected{{background:#e8eefc}} .not-mutated{{background:#f2f2f2;color:#777}}\n\
          tr.gap td{{color:#aaa}}\n</style></head><body>\n<h1>Mutants of {s}</h1>\n\
          <p>Mutation score <b>{score}</b>: {k} killed, {to} timeouts, {sv} survived, {be} build errors, {nr} not run. \
@@ -452,10 +478,10 @@ mod tests {
         }
     }
 
-    /// Lines 1-6 and 9 of f.c added; mutants on 2 (killed), 3 (survived), 4 (timeout),
-    /// 5 (build error), 6 (not run), 9 (not selected); line 1 has none.
+    /// Lines 1-7 and 9 of f.c added; mutants on 2 (killed), 3 (survived), 4 (timeout),
+    /// 5 (build error), 6 (not run), 7 (equivalent), 9 (not selected); line 1 has none.
     fn fixture() -> (Generation, Vec<Mutant>, Results) {
-        let lines = [1, 2, 3, 4, 5, 6, 9]
+        let lines = [1, 2, 3, 4, 5, 6, 7, 9]
             .iter()
             .map(|&l| SeriesLine {
                 file: "f.c".into(),
@@ -470,9 +496,10 @@ mod tests {
             m(4, Operator::Constant, "beta"),
             m(5, Operator::Constant, "beta"),
             m(6, Operator::Constant, "beta"),
+            m(7, Operator::Constant, "beta"),
             m(9, Operator::Constant, "beta"),
         ];
-        let selected = all[..5].to_vec();
+        let selected = all[..6].to_vec();
         let mut r = Results::default();
         let mut put = |mu: &Mutant, outcome: Outcome, suites: &[&str]| {
             r.records.insert(
@@ -513,6 +540,13 @@ mod tests {
             },
             &[],
         );
+        put(
+            &all[5],
+            Outcome::Equivalent {
+                reason: "same object code".into(),
+            },
+            &[],
+        );
         // A stale record of line 6 (another patch text): not run.
         let mut stale = all[4].clone();
         stale.patch = "older".into();
@@ -539,9 +573,10 @@ mod tests {
                 t.timeout,
                 t.survived,
                 t.build_error,
+                t.equivalent,
                 t.not_run
             ),
-            (5, 1, 1, 1, 1, 1)
+            (6, 1, 1, 1, 1, 1, 1)
         );
         assert_eq!(t.score, Some(2.0 / 3.0));
         let f: Vec<(&str, Option<f64>)> = rep
@@ -560,6 +595,8 @@ mod tests {
         assert_eq!(rep.survivors[0].original, "\tif (a < 3)");
         assert_eq!(rep.timeouts[0].line, 4);
         assert_eq!(rep.build_errors[0].line, 5);
+        assert_eq!(rep.equivalents[0].line, 7);
+        assert_eq!(rep.equivalents[0].detail, "same object code");
         let statuses: Vec<(u32, LineStatus)> =
             rep.lines.iter().map(|l| (l.line, l.status)).collect();
         assert_eq!(
@@ -571,6 +608,7 @@ mod tests {
                 (4, LineStatus::Killed),
                 (5, LineStatus::BuildError),
                 (6, LineStatus::Pending),
+                (7, LineStatus::Equivalent),
                 (9, LineStatus::NotSelected),
             ]
         );
@@ -583,7 +621,7 @@ mod tests {
         let (g, sel, _) = fixture();
         let rep = build("s", &g, &sel, &Results::default());
         assert_eq!(rep.total.score, None);
-        assert_eq!(rep.total.not_run, 5);
+        assert_eq!(rep.total.not_run, 6);
         assert!(markdown(&rep).contains("Mutation score: **-**"));
         assert!(markdown(&rep).contains("Suites run: none yet."));
     }
@@ -600,7 +638,7 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| `f.c: alpha` | 50.0% | 1 | 0 | 1 | 0 | 0 |"),
+            md.contains("| `f.c: alpha` | 50.0% | 1 | 0 | 1 | 0 | 0 | 0 |"),
             "{md}"
         );
         assert!(
@@ -608,6 +646,11 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("  -\tif (a < 3)\n  +\tif (a <= 3)"), "{md}");
+        assert!(
+            md.contains("1 build errors and 1 equivalent not counted; 1 of 6 mutants not run"),
+            "{md}"
+        );
+        assert!(md.contains("## Equivalent, not counted (1)"), "{md}");
         assert!(md.contains("Suites run: soft-dirty, pagemap_ioctl, pagemap_scan_regressions."));
         let back: Report = serde_json::from_str(&json(&rep)).unwrap();
         assert_eq!(back, rep);

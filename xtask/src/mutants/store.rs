@@ -54,6 +54,9 @@ pub enum Outcome {
     BuildError { log_tail: String },
     /// The run exceeded its time limit: counted as killed, listed separately.
     Timeout { phase: String, secs: f64 },
+    /// No test can tell it from the original, e.g. it compiled to the same object code
+    /// (code the config leaves out, a call to a stub): not counted, listed.
+    Equivalent { reason: String },
 }
 
 /// One finished mutant.
