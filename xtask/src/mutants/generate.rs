@@ -125,7 +125,7 @@ impl Mutant {
                 "mutants: reverting {} in {}: {}",
                 self.id,
                 dir.display(),
-                crate::series::describe_failure(&String::from_utf8_lossy(&out.stdout))
+                crate::series::failure_problems(&String::from_utf8_lossy(&out.stdout)).join("; ")
             )));
         }
         Ok(())
@@ -1119,7 +1119,7 @@ mod tests {
     /// every mutant of the real series applies to (a copy of) the patched files with
     /// `patch -p1 --fuzz=0`, changes exactly its line, and reverts cleanly.
     #[test]
-    #[ignore = "needs the patched 6.1 tree"]
+    #[ignore = "needs the patched 6.1 tree (target/kernel/trees/linux-6.1.192/tree patched with pagemap-scan-6.1, or MUTANTS_TREE)"]
     fn real_series_mutants_apply_to_the_patched_tree() {
         let tree = patched_6_1();
         let series =
