@@ -16,6 +16,7 @@ mod hosttools;
 mod initramfs;
 mod judge;
 mod kconfig;
+mod mutants;
 mod per_patch;
 mod plan;
 mod qemu;
@@ -77,6 +78,9 @@ enum Cmd {
         #[arg(long)]
         install: bool,
     },
+    /// Mutation testing of the series' added lines (issue 16). So far `--list` only:
+    /// print the mutants, build nothing.
+    Mutants(mutants::Options),
     /// Replay a saved run offline: its verdict, table and exit code.
     ///
     /// Given a run directory (or its results.ktap), the run is judged with the plan it
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
             install,
         } => hosttools::main(reduced_path.as_deref(), &drop, install),
         Cmd::Bench(o) => bench::main(o),
+        Cmd::Mutants(o) => mutants::main(o),
         Cmd::ListTargets { json } => test_kernel::list_targets(json),
         Cmd::Parse {
             path,
