@@ -93,13 +93,11 @@ pub struct Mutant {
 
 impl Mutant {
     /// Applies the mutant to the patched tree `dir` (strictly: no fuzz).
-    #[allow(dead_code, reason = "for the run driver, not wired yet; tests call it")]
     pub fn apply(&self, dir: &std::path::Path) -> Result<()> {
         crate::series::apply_one(dir, &self.as_patch())
     }
 
     /// Takes the mutant out of `dir` again (`patch -R`, no fuzz).
-    #[allow(dead_code, reason = "for the run driver, not wired yet; tests call it")]
     pub fn revert(&self, dir: &std::path::Path) -> Result<()> {
         let out = duct::cmd!(
             "patch",

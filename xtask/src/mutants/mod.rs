@@ -7,17 +7,10 @@
 //! series. The driver (apply, build, boot, judge, revert) sits on top of these.
 
 pub mod clex;
+mod driver;
 pub mod generate;
-#[allow(
-    dead_code,
-    reason = "the run driver (apply, build, boot, judge, revert) is not wired yet; tests call it"
-)]
 pub mod report;
 pub mod seriesdiff;
-#[allow(
-    dead_code,
-    reason = "the run driver (apply, build, boot, judge, revert) is not wired yet; tests call it"
-)]
 pub mod store;
 
 use std::fmt;
@@ -163,8 +156,19 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 #[derive(clap::Args, Debug)]
 pub struct Options {
     /// Print the selected mutants (id, function, change) and counts; build nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "run")]
     pub list: bool,
+    /// Run the selected mutants: apply, build, boot, judge, revert, each; resumable
+    /// (target/mutants/<target>/results.jsonl); then the report.
+    #[arg(long)]
+    pub run: bool,
+    /// Merge these results files (one per shard of a distributed run) and write the
+    /// report of the selection over them to target/mutants/<target>/.
+    #[arg(long, num_args = 1.., conflicts_with_all = ["list", "run"])]
+    pub merge: Vec<PathBuf>,
+    /// With --run: only these suites of the target (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub suites: Vec<String>,
     /// The target whose series is mutated (default: the matrix's default target).
     #[arg(long)]
     pub target: Option<String>,
@@ -221,11 +225,82 @@ impl Options {
     }
 }
 
+fn merge(o: &Options) -> Result<Exit> {
+    let mut parts = Vec::new();
+    for f in &o.merge {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| setup_error(format!("mutants --merge: {}: {e}", f.display())))?;
+        let (r, _) = store::Results::parse(&text, &f.display().to_string())?;
+        parts.push(r);
+    }
+    let results = store::Results::merge(parts);
+    let series = o.load_series()?;
+    let g = generate(&series, &o.files)?;
+    let chosen = select(
+        &g.mutants,
+        &Selection {
+            shard: None,
+            ..o.selection()
+        },
+    );
+    let m = crate::test_kernel::matrix()?;
+    let name = o.target.clone().unwrap_or_else(|| m.default.clone());
+    let dir = driver::results_dir(&name);
+    std::fs::create_dir_all(&dir)?;
+    let r = report::build(&series.origin.display().to_string(), &g, &chosen, &results);
+    let md = report::markdown(&r);
+    std::fs::write(dir.join("report.md"), &md)?;
+    std::fs::write(dir.join("report.json"), report::json(&r))?;
+    std::fs::write(dir.join("report.html"), report::html(&r))?;
+    println!("{md}");
+    Ok(Exit::Ok)
+}
+
+fn run(o: &Options) -> Result<Exit> {
+    let m = crate::test_kernel::matrix()?;
+    let name = o.target.clone().unwrap_or_else(|| m.default.clone());
+    let t = m.get(&name).map_err(|e| setup_error(format!("{e:#}")))?;
+    let plan = crate::plan::RunPlan::resolve(
+        t,
+        &crate::plan::Overrides {
+            series: o.series.clone(),
+            suites: o.suites.clone(),
+            ..Default::default()
+        },
+    )?;
+    let series = o.load_series()?;
+    let g = generate(&series, &o.files)?;
+    let chosen = select(&g.mutants, &o.selection());
+    let dir = driver::results_dir(&name);
+    std::fs::create_dir_all(&dir)?;
+    let mut store = store::Store::open(&driver::store_path(&dir))?;
+    driver::run(&plan, &chosen, &mut store, &dir)?;
+    let r = report::build(
+        &series.origin.display().to_string(),
+        &g,
+        &chosen,
+        store.results(),
+    );
+    let md = report::markdown(&r);
+    std::fs::write(dir.join("report.md"), &md)?;
+    std::fs::write(dir.join("report.json"), report::json(&r))?;
+    std::fs::write(dir.join("report.html"), report::html(&r))?;
+    println!("{md}");
+    println!("reports in {}", dir.display());
+    Ok(Exit::Ok)
+}
+
 pub fn main(o: Options) -> Result<Exit> {
-    if !o.list {
+    if !o.merge.is_empty() {
+        return merge(&o);
+    }
+    if !o.list && !o.run {
         return Err(setup_error(
-            "mutants: only --list is implemented so far (the run driver is not wired yet)",
+            "mutants: say --list (print them), --run (run them) or --merge FILES (shards' results)",
         ));
+    }
+    if o.run {
+        return run(&o);
     }
     let series = o.load_series()?;
     if let Some(t) = &o.tree {
