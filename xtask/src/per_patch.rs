@@ -109,6 +109,18 @@ pub fn run_prefix(plan: &RunPlan, series: &Series, i: usize, dir: &Path) -> Resu
     })
 }
 
+/// A test's name with its measured figures replaced (`transact_test Extra pages 49
+/// (0.1%)` names one test on every run, whatever it counted).
+pub fn stable_name(name: &str) -> String {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| regex::Regex::new(r"\d+(\.\d+)?%?").expect("valid"));
+    if name.contains("Extra pages") || name.contains('%') {
+        re.replace_all(name, "#").into_owned()
+    } else {
+        name.to_string()
+    }
+}
+
 /// Every verdict change between consecutive prefixes that both have results.
 pub fn changes(prefixes: &[Prefix]) -> Vec<Change> {
     let mut out = Vec::new();
@@ -386,6 +398,15 @@ mod tests {
             prefix(2, &[("s: a", "FAIL")]),
         ];
         assert!(changes(&ps).is_empty());
+    }
+
+    #[test]
+    fn measured_figures_do_not_make_a_new_test() {
+        assert_eq!(
+            stable_name("transact_test Extra pages 49 (0.1%), extra thread faults 49."),
+            stable_name("transact_test Extra pages 0 (0.0%), extra thread faults 0.")
+        );
+        assert_eq!(stable_name("Walk_end: 1 max page"), "Walk_end: 1 max page");
     }
 
     #[test]
