@@ -77,6 +77,9 @@ enum Cmd {
         /// Install what is missing (as root; else print the command).
         #[arg(long)]
         install: bool,
+        /// Print every declared package on one line (for `apt-get install` in CI).
+        #[arg(long)]
+        packages: bool,
     },
     /// Mutation testing of the series' added lines (issue 16). So far `--list` only:
     /// print the mutants, build nothing.
@@ -113,7 +116,16 @@ fn main() -> ExitCode {
             reduced_path,
             drop,
             install,
-        } => hosttools::main(reduced_path.as_deref(), &drop, install),
+            packages,
+        } => {
+            if packages {
+                let all: Vec<&str> = hosttools::TOOLS.iter().map(|t| t.package).collect();
+                println!("{}", all.join(" "));
+                Ok(util::Exit::Ok)
+            } else {
+                hosttools::main(reduced_path.as_deref(), &drop, install)
+            }
+        }
         Cmd::Bench(o) => bench::main(o),
         Cmd::Mutants(o) => mutants::main(o),
         Cmd::ListTargets { json } => test_kernel::list_targets(json),

@@ -88,10 +88,14 @@ pub fn run_prefix(plan: &RunPlan, series: &Series, i: usize, dir: &Path) -> Resu
     let mut verdicts = BTreeMap::new();
     if let Some(j) = &f.judgement {
         for t in &j.tests {
-            verdicts.insert(
-                format!("{}: {}", t.suite, t.name),
-                status_word(t.status).to_string(),
-            );
+            let mut key = format!("{}: {}", t.suite, stable_name(&t.name));
+            // Two tests that differ only in their numbers stay two.
+            let mut n = 1;
+            while verdicts.contains_key(&key) {
+                n += 1;
+                key = format!("{}: {} (#{n})", t.suite, stable_name(&t.name));
+            }
+            verdicts.insert(key, status_word(t.status).to_string());
         }
     }
     Ok(Prefix {
