@@ -253,7 +253,7 @@ pub fn build_upstream_c(tree: &Path, build_dir: &Path, name: &str) -> Result<Pat
     // Relative source names, compiled in the selftest directory: upstream names its
     // temporary files after __FILE__, which must not be a host path in the guest.
     args.push(name.to_string());
-    for helper in ["vm_util.c", "thp_settings.c"] {
+    for helper in ["vm_util.c", "thp_settings.c", "hugepage_settings.c"] {
         if dir.join(helper).exists() {
             args.push(helper.to_string());
         }

@@ -1,7 +1,10 @@
-//! Port of `tools/testing/selftests/mm/soft-dirty.c` as in the mm tree
-//! (linux-mm/linux-mm, commit 2005654f387226be02f3c26512c55203498b2699), which
-//! includes `test_merge` (Lorenzo Stoakes, "selftests/mm: add soft-dirty merge
-//! test", upstream commit c7ba92bcfea3): 19 results.
+//! Port of `tools/testing/selftests/mm/soft-dirty.c` of Linux 7.2 (Debian's
+//! linux-source-7.2 7.2.13-1; the port first followed the mm tree at commit
+//! 2005654f387226be02f3c26512c55203498b2699 and was checked against 7.2's file: the
+//! same 19 result names in the same order, the same steps in each test), with
+//! `softdirty_supported()`, `pagemap_is_softdirty()` and `clear_softdirty()` from that
+//! tree's `vm_util.c`. It includes `test_merge` (Lorenzo Stoakes, "selftests/mm: add
+//! soft-dirty merge test", upstream commit c7ba92bcfea3): 19 results.
 //!
 //! Differences from the 6.12 version (15 results): `test_merge` (4 results), the
 //! whole-suite skip when soft-dirty is unsupported (6.12 has it too, mainline before
