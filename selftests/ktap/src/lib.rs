@@ -12,12 +12,16 @@
 //!   `# `-prefixed (kselftest's `runner.sh`), printk timestamps, Crashed entries for
 //!   missing results.
 //! - [`model`]: the result tree ([`Test`], [`Status`], [`Plan`], [`StatusCounts`]).
+//! - [`runner`]: runs a list of named test functions, each in a forked child, and
+//!   reports them with the writer (a crash, panic or hang is `not ok`, cause named).
 //!
-//! The crate uses the standard library only.
+//! The crate uses the standard library, and `libc` for the runner's fork/poll/wait.
 
 pub mod global;
 pub mod model;
 pub mod parser;
+#[cfg(unix)]
+pub mod runner;
 pub mod writer;
 
 pub use model::{ParseError, Plan, Status, StatusCounts, Test, UnknownLine};

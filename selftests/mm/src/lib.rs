@@ -13,6 +13,8 @@
 //!   [`scan::ScanArgs`], [`scan::ScanResult`]).
 //! - [`uffd`]: [`uffd::Userfaultfd`] (user-mode-only, feature handshake, WP).
 //! - [`probe`]: what the kernel supports; smaps/THP/hugetlb readers.
+//! - [`suite`]: library errors as the ktap runner's test outcomes (SKIP for an
+//!   unsupported feature, with the version that brought it).
 //!
 //! Functions never exit the process: they return [`Result`], and the test binaries
 //! decide whether an error is a `Bail out!`, a failed test or a SKIP.
@@ -22,6 +24,7 @@ pub mod mem;
 pub mod pagemap;
 pub mod probe;
 pub mod scan;
+pub mod suite;
 pub mod uapi;
 pub mod uffd;
 

@@ -1,5 +1,5 @@
 //! Runs the `pagemap_ioctl` binary on the host kernel and checks its TAP with the
-//! ktap parser: well formed, the plan (119, the mm tree's count) equal to the number
+//! ktap parser: well formed, the plan (118, Linux 7.2's count) equal to the number
 //! of results, numbered in order, upstream's test names in upstream's order, totals
 //! and exit code consistent with the results, and no `not ok` (skips are allowed:
 //! the host may have no hugetlb pages reserved, THP off, ...). On a kernel without
@@ -84,7 +84,7 @@ const BASE_TESTS: [&str; 6] = [
 ];
 
 /// Upstream's result names after its base_tests() calls, in order.
-const AFTER_BASE_TESTS: [&str; 36] = [
+const AFTER_BASE_TESTS: [&str; 35] = [
     "hpage_unit_tests all new huge page must not be written (dirty)",
     "hpage_unit_tests all the huge page must not be written",
     "hpage_unit_tests all the huge page must be written and clear",
@@ -119,11 +119,10 @@ const AFTER_BASE_TESTS: [&str; 36] = [
     "userfaultfd_tests all new pages must not be written (dirty)",
     "zeropfn_tests all pages must have PFNZERO set",
     "zeropfn_tests all huge pages must have PFNZERO set",
-    "unpopulated_scan_test unpopulated range reported written by both paths (*",
-    "unpopulated_thp_scan_test unpopulated range reported written by both paths (*",
+    "unpopulated_scan_test unpopulated ptes reported written by both paths (*",
 ];
 
-/// Upstream's 119 result names, in order, as the C program prints them when nothing
+/// Upstream's 118 result names, in order, as the C program prints them when nothing
 /// is skipped. A trailing `*` marks a prefix (the rest is a measured value).
 fn names() -> Vec<String> {
     let base = BASE_TESTS_PREFIXES
@@ -135,7 +134,7 @@ fn names() -> Vec<String> {
         .chain(base)
         .chain(AFTER_BASE_TESTS.iter().map(|s| s.to_string()))
         .collect();
-    assert_eq!(names.len(), 119);
+    assert_eq!(names.len(), 118);
     names
 }
 
@@ -150,22 +149,13 @@ const SKIP_NAMES: &[(usize, &[&str])] = &[
             "zeropfn_tests huge page not supported",
         ],
     ),
-    (117, &["unpopulated_scan_test mmap failed"]),
-    (
-        118,
-        &[
-            "unpopulated_thp_scan_test could not form a THP",
-            "unpopulated_thp_scan_test THP not supported",
-            "unpopulated_thp_scan_test mmap failed",
-        ],
-    ),
 ];
 
 const SUITE: Suite = Suite {
     name: "pagemap_ioctl",
     bin: env!("CARGO_BIN_EXE_pagemap_ioctl"),
     skip_all_reason: |r| r.starts_with("Failed to initialize userfaultfd"),
-    plan: Some(119),
+    plan: Some(118),
     explained_results: false,
 };
 
@@ -287,12 +277,6 @@ fn thp_disabled_process_fails_the_huge_zero_page_test() {
     let zeropfn = &doc.subtests[116];
     assert_eq!(zeropfn.name, names()[116], "{out}");
     assert_eq!(zeropfn.status, Status::Fail, "{out}");
-    let collapse = &doc.subtests[118];
-    assert_eq!(collapse.status, Status::Skip, "{out}");
-    assert_eq!(
-        collapse.name, "unpopulated_thp_scan_test could not form a THP",
-        "{out}"
-    );
     for (i, t) in doc.subtests.iter().enumerate() {
         if i != 116 {
             assert!(
