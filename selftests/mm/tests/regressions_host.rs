@@ -15,7 +15,7 @@ use common::Suite;
 use ktap::{Status, Test};
 
 /// The suite's test names, in order (stable: the harness keys expectations on them).
-const NAMES: [&str; 30] = [
+const NAMES: [&str; 36] = [
     "wp_matching_skips_vma_without_uffd_wp",
     "check_wpasync_eperm_on_vma_without_uffd_wp",
     "scan_without_vec_or_wp_matching_changes_no_pte",
@@ -45,6 +45,12 @@ const NAMES: [&str; 30] = [
     "unaligned_start_rejected",
     "bad_range_or_vec_rejected",
     "guard_regions_reported",
+    "unpopulated_thp_scan_test",
+    "uffd_wp_hole_written_anon",
+    "uffd_wp_hole_written_shmem",
+    "uffd_wp_hole_not_written_hugetlb",
+    "hugetlb_wp_matching_each_size",
+    "hugetlb_hole_wp_matching",
     "thp_subrange_wp_matching_without_vec",
 ];
 

@@ -1,5 +1,5 @@
 //! `pagemap_scan_regressions`: PAGEMAP_SCAN checks that upstream's
-//! `tools/testing/selftests/mm/pagemap_ioctl.c` (6.12 and mainline) does not make.
+//! `tools/testing/selftests/mm/pagemap_ioctl.c` (6.12 and 7.2) does not make.
 //! Written for this project (not a port); the kernel side it exercises is
 //! `fs/proc/task_mmu.c` (`do_pagemap_scan()` and the `pagemap_scan_*` walkers) and
 //! `fs/userfaultfd.c` / `mm/userfaultfd.c`.
@@ -12,7 +12,8 @@
 //! Modules, by subject: [`vma_check`], [`uffd_wp`], [`pfnzero`], [`unpopulated`] and
 //! [`vec_buf`] (one per family of fixed bugs), [`walk_end`] (resumption),
 //! [`soft_dirty`] (PAGE_IS_SOFT_DIRTY against pagemap bit 55), [`args`] (argument
-//! checks and `category_inverted`), [`guard`] (guard regions); [`common`] holds the
+//! checks and `category_inverted`), [`guard`] (guard regions), [`hugetlb`] (7.2's
+//! hugetlb fixes); [`common`] holds the
 //! helpers they share. The order of the results is the `TESTS` table's.
 //!
 //! Origins: each regression test fails on a kernel without the named upstream fix.
@@ -28,6 +29,10 @@
 //! | `thp_subrange_wp_matching_without_vec` | "fs/proc/task_mmu: check p->vec_buf for NULL", Jakub Acs, 6.17-rc / 6.12.50 (2025-09) |
 //! | `dontneed_pte_none_written_fast_matches_generic` | Kiryl Shutsemau's 2026-07 fix: pte_none reported PAGE_IS_WRITTEN by the generic path too (`pagemap_page_category()`) |
 //! | `collapsed_thp_dontneed_hole_written` | Kiryl Shutsemau's 2026-07 fix: holes of a uffd-wp VMA reported PAGE_IS_WRITTEN (`pagemap_scan_pte_hole()`) |
+//! | `unpopulated_thp_scan_test`, `uffd_wp_hole_written_anon`, `uffd_wp_hole_written_shmem` | the same fix in Linux 7.2's `pagemap_scan_pte_hole()`: an unpopulated range of a uffd-wp VMA is WRITTEN (a THP dropped by MADV_DONTNEED; anonymous and shmem ranges never populated) |
+//! | `uffd_wp_hole_not_written_hugetlb` | the same code, "except for hugetlb": an unpopulated hugetlb page is not WRITTEN, hole or none entry |
+//! | `hugetlb_wp_matching_each_size` | 7.2's `pagemap_scan_hugetlb_entry()`: a partial hugetlb page is detected with `huge_page_size(hstate_vma(vma))`, not `HPAGE_SIZE` (only a 1 GiB page tells them apart) |
+//! | `hugetlb_hole_wp_matching` | 7.2's `pagemap_scan_hugetlb_hole_wp()`: PM_SCAN_WP_MATCHING over an unpopulated hugetlb range installs markers instead of calling `uffd_wp_range()`, which deadlocks in the walk |
 //!
 //! The other tests pin behaviour the upstream suite leaves open: `walk_end`
 //! resumption at every early stop (full vec, `max_pages`, inside a THP, with and
@@ -48,6 +53,7 @@
 mod args;
 mod common;
 mod guard;
+mod hugetlb;
 mod pfnzero;
 mod soft_dirty;
 mod uffd_wp;
@@ -155,6 +161,31 @@ const TESTS: &[Case] = &[
     ("unaligned_start_rejected", args::unaligned_start_rejected),
     ("bad_range_or_vec_rejected", args::bad_range_or_vec_rejected),
     ("guard_regions_reported", guard::guard_regions_reported),
+    (
+        "unpopulated_thp_scan_test",
+        unpopulated::unpopulated_thp_scan_test,
+    ),
+    (
+        "uffd_wp_hole_written_anon",
+        unpopulated::uffd_wp_hole_written_anon,
+    ),
+    (
+        "uffd_wp_hole_written_shmem",
+        unpopulated::uffd_wp_hole_written_shmem,
+    ),
+    (
+        "uffd_wp_hole_not_written_hugetlb",
+        hugetlb::uffd_wp_hole_not_written_hugetlb,
+    ),
+    (
+        "hugetlb_wp_matching_each_size",
+        hugetlb::hugetlb_wp_matching_each_size,
+    ),
+    // Deadlocks (the child hangs in the kernel) without pagemap_scan_hugetlb_hole_wp().
+    (
+        "hugetlb_hole_wp_matching",
+        hugetlb::hugetlb_hole_wp_matching,
+    ),
     // Last: oopses a kernel without "fs/proc/task_mmu: check p->vec_buf for NULL".
     (
         "thp_subrange_wp_matching_without_vec",
