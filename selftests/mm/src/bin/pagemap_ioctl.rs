@@ -8,7 +8,7 @@
 //! Plan relative to the 115 of Linux 6.12: `zeropfn_tests` (2 results) and
 //! `unpopulated_scan_test` (1, "fs/proc/task_mmu: fix PAGEMAP_SCAN written state for
 //! unpopulated PTEs") were added since. The project's extra THP variant of the
-//! unpopulated test is `unpopulated_thp_scan_written` in `pagemap_scan_regressions`,
+//! unpopulated test is `unpopulated_thp_scan_test` in `pagemap_scan_regressions`,
 //! so that this port's TAP diffs cleanly with the C program's. Other differences from
 //! 6.12 that this port follows:
 //! without userfaultfd WP-async the suite skips as a whole (`1..0 # SKIP`, exit 4;
