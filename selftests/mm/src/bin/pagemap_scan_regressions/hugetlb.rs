@@ -19,6 +19,14 @@
 //! `pagemap_scan_hugetlb_entry()` with a none entry. The hole tests therefore map at
 //! a 512 GiB-aligned address this process has never used ([`map_fresh`]), where no
 //! page table exists until a fault or the scan allocates one.
+//!
+//! Checked against a mutant of 7.2.13's `fs/proc/task_mmu.c` (`HPAGE_SIZE` restored in
+//! `pagemap_scan_hugetlb_entry()`, and `pagemap_scan_pte_hole()` adding WRITTEN for
+//! hugetlb VMAs only), booted with `--series` and one 1 GiB page: the three tests of
+//! this module and the four hole tests of `unpopulated` (including
+//! `collapsed_thp_dontneed_hole_written`) fail with the results their documentation
+//! predicts; the other 29 pass. The deadlock of the `uffd_wp_range()` revert was not
+//! run (the stuck task would hold the suite until its timeout).
 
 use crate::common::*;
 
