@@ -55,20 +55,28 @@ fn patch_that_does_not_apply_exits_2_naming_patch_and_hunk() {
         "{t}"
     );
     assert!(t.contains("fs/proc/task_mmu.c: Hunk #2 FAILED"), "{t}");
-    // Nothing half-patched is left for a later run to pick up.
+    // Nothing half-patched is left for a later run to take as done: the working copy
+    // is changed in place (series.rs), so a copy holding the bad series' first patch
+    // may remain, but without its `series-key`: the next run recreates it from the
+    // pristine source (series::tests checks that recreation).
     let trees = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kernel/trees");
+    let mut half = 0;
     for e in std::fs::read_dir(&trees).into_iter().flatten().flatten() {
         let n = e.file_name().to_string_lossy().to_string();
         assert!(!n.contains("partial"), "left behind: {n}");
         let f = e.path().join("tree/fs/proc/task_mmu.c");
         if let Ok(src) = std::fs::read_to_string(&f) {
-            assert!(
-                !src.contains("Validate the requested features"),
-                "a tree with the bad series' first patch was published: {}",
-                f.display()
-            );
+            if src.contains("Validate the requested features") {
+                half += 1;
+                assert!(
+                    !e.path().join("series-key").exists(),
+                    "a half-patched working copy is marked as done: {}",
+                    e.path().display()
+                );
+            }
         }
     }
+    assert!(half <= 1, "{half} half-patched copies");
 }
 
 #[test]
