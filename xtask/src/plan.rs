@@ -259,21 +259,7 @@ impl RunPlan {
             return Ok(d.clone());
         }
         let base = target_dir().join("test-kernel").join(&self.target);
-        std::fs::create_dir_all(&base)?;
-        let stamp = duct::cmd!("date", "-u", "+%Y%m%d-%H%M%S")
-            .read()
-            .unwrap_or_else(|_| "run".into());
-        let mut dir = base.join(&stamp);
-        let mut n = 1;
-        while dir.exists() {
-            n += 1;
-            dir = base.join(format!("{stamp}.{n}"));
-        }
-        std::fs::create_dir_all(&dir)?;
-        let latest = base.join("latest");
-        let _ = std::fs::remove_file(&latest);
-        let _ = std::os::unix::fs::symlink(dir.file_name().expect("named"), &latest);
-        Ok(dir)
+        crate::util::stamped_dir(&base)
     }
 }
 

@@ -232,6 +232,26 @@ pub fn run_captured(expr: duct::Expression, what: &str, tail: usize) -> anyhow::
     Ok(text)
 }
 
+/// A new run directory under `base` named by the UTC time (`.2`, `.3`, ... when taken),
+/// with `base/latest` pointing at it.
+pub fn stamped_dir(base: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(base)?;
+    let stamp = duct::cmd!("date", "-u", "+%Y%m%d-%H%M%S")
+        .read()
+        .unwrap_or_else(|_| "run".into());
+    let mut dir = base.join(&stamp);
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = base.join(format!("{stamp}.{n}"));
+    }
+    std::fs::create_dir_all(&dir)?;
+    let latest = base.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    let _ = std::os::unix::fs::symlink(dir.file_name().expect("named"), &latest);
+    Ok(dir)
+}
+
 /// The workspace root (the xtask crate's parent).
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
