@@ -8,6 +8,7 @@
 
 pub mod clex;
 mod driver;
+pub mod equivalents;
 pub mod generate;
 pub mod report;
 pub mod seriesdiff;
@@ -151,8 +152,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
-/// `cargo xtask mutants` options. Only `--list` is wired so far: it prints the
-/// mutants that a run would build, without building anything.
+/// `cargo xtask mutants` options: --list, --run, or --merge.
 #[derive(clap::Args, Debug)]
 pub struct Options {
     /// Print the selected mutants (id, function, change) and counts; build nothing.
@@ -166,6 +166,9 @@ pub struct Options {
     /// report of the selection over them to target/mutants/<target>/.
     #[arg(long, num_args = 1.., conflicts_with_all = ["list", "run"])]
     pub merge: Vec<PathBuf>,
+    /// With --merge: write the report here instead of target/mutants/<target>/.
+    #[arg(long, requires = "merge")]
+    pub out: Option<PathBuf>,
     /// With --run: only these suites of the target (comma separated).
     #[arg(long, value_delimiter = ',')]
     pub suites: Vec<String>,
@@ -243,17 +246,61 @@ fn merge(o: &Options) -> Result<Exit> {
             ..o.selection()
         },
     );
-    let m = crate::test_kernel::matrix()?;
-    let name = o.target.clone().unwrap_or_else(|| m.default.clone());
-    let dir = driver::results_dir(&name);
-    std::fs::create_dir_all(&dir)?;
-    let r = report::build(&series.origin.display().to_string(), &g, &chosen, &results);
+    let dir = match &o.out {
+        Some(d) => d.clone(),
+        None => {
+            let m = crate::test_kernel::matrix()?;
+            driver::results_dir(&o.target.clone().unwrap_or_else(|| m.default.clone()))
+        }
+    };
+    finish(&series, &g, &chosen, &results, &dir)
+}
+
+/// Applies the reviewed equivalents, writes the reports into `dir`, prints the
+/// markdown, and judges: any survivor or a listing a test contradicts is exit 1.
+fn finish(
+    series: &Series,
+    g: &generate::Generation,
+    chosen: &[Mutant],
+    results: &store::Results,
+    dir: &std::path::Path,
+) -> Result<Exit> {
+    let reviewed = equivalents::load(&series.origin)?;
+    reviewed.check_ids(g)?;
+    let (results, contradicted) = reviewed.apply(results);
+    std::fs::create_dir_all(dir)?;
+    let mut r = report::build(&series.origin.display().to_string(), g, chosen, &results);
+    r.contradicted = contradicted
+        .iter()
+        .map(|c| {
+            format!(
+                "`{}`: listed as \"{}\", killed by {}",
+                c.id, c.reason, c.killed_by
+            )
+        })
+        .collect();
     let md = report::markdown(&r);
     std::fs::write(dir.join("report.md"), &md)?;
     std::fs::write(dir.join("report.json"), report::json(&r))?;
     std::fs::write(dir.join("report.html"), report::html(&r))?;
     println!("{md}");
-    Ok(Exit::Ok)
+    println!("reports in {}", dir.display());
+    if r.survivors.is_empty() && r.contradicted.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    for l in &r.survivors {
+        eprintln!(
+            "mutants: survived: {} ({}): {} (not in {})",
+            l.id,
+            l.function.as_deref().unwrap_or("no function"),
+            l.description,
+            equivalents::FILE
+        );
+    }
+    for c in &r.contradicted {
+        eprintln!("mutants: {c}");
+    }
+    Ok(Exit::Mismatch)
 }
 
 fn run(o: &Options) -> Result<Exit> {
@@ -270,24 +317,14 @@ fn run(o: &Options) -> Result<Exit> {
     )?;
     let series = o.load_series()?;
     let g = generate(&series, &o.files)?;
+    // A stale listing is found before hours of runs, not after.
+    equivalents::load(&series.origin)?.check_ids(&g)?;
     let chosen = select(&g.mutants, &o.selection());
     let dir = driver::results_dir(&name);
     std::fs::create_dir_all(&dir)?;
     let mut store = store::Store::open(&driver::store_path(&dir))?;
     driver::run(&plan, &chosen, &mut store, &dir)?;
-    let r = report::build(
-        &series.origin.display().to_string(),
-        &g,
-        &chosen,
-        store.results(),
-    );
-    let md = report::markdown(&r);
-    std::fs::write(dir.join("report.md"), &md)?;
-    std::fs::write(dir.join("report.json"), report::json(&r))?;
-    std::fs::write(dir.join("report.html"), report::html(&r))?;
-    println!("{md}");
-    println!("reports in {}", dir.display());
-    Ok(Exit::Ok)
+    finish(&series, &g, &chosen, store.results(), &dir)
 }
 
 pub fn main(o: Options) -> Result<Exit> {

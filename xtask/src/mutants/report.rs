@@ -128,6 +128,10 @@ pub struct Report {
     pub timeouts: Vec<Listed>,
     pub build_errors: Vec<Listed>,
     pub equivalents: Vec<Listed>,
+    /// Mutants the reviewed equivalents list names but a test killed: the listing is
+    /// wrong (`id: reason -> killed by ...`). Filled by the caller.
+    #[serde(default)]
+    pub contradicted: Vec<String>,
     pub lines: Vec<Line>,
     /// Mean seconds per mutant that ran (make; boot + tests), when any did.
     pub mean_build_secs: Option<f64>,
@@ -271,6 +275,7 @@ pub fn build(series: &str, g: &Generation, selected: &[Mutant], results: &Result
         timeouts,
         build_errors,
         equivalents,
+        contradicted: Vec::new(),
         lines,
         mean_build_secs: (ran > 0).then(|| build_secs / ran as f64),
         mean_run_secs: (ran > 0).then(|| run_secs / ran as f64),
@@ -377,6 +382,16 @@ pub fn markdown(r: &Report) -> String {
         );
         for l in &r.build_errors {
             listed_md(&mut out, l);
+        }
+    }
+    if !r.contradicted.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Listed as equivalent but killed: fix the listing ({})\n",
+            r.contradicted.len()
+        );
+        for c in &r.contradicted {
+            let _ = writeln!(out, "- {c}");
         }
     }
     if !r.equivalents.is_empty() {

@@ -34,7 +34,8 @@
 //! | `hugetlb_wp_matching_each_size` | 7.2's `pagemap_scan_hugetlb_entry()`: a partial hugetlb page is detected with `huge_page_size(hstate_vma(vma))`, not `HPAGE_SIZE` (only a 1 GiB page tells them apart) |
 //! | `hugetlb_hole_wp_matching` | 7.2's `pagemap_scan_hugetlb_hole_wp()`: PM_SCAN_WP_MATCHING over an unpopulated hugetlb range installs markers instead of calling `uffd_wp_range()`, which deadlocks in the walk |
 //!
-//! The other tests pin behaviour the upstream suite leaves open: `walk_end`
+//! The other tests pin behaviour the upstream suite leaves open: VM_PFNMAP VMAs are
+//! skipped (`pfnmap_vma_not_reported`, found by the mutants run); `walk_end`
 //! resumption at every early stop (full vec, `max_pages`, inside a THP, with and
 //! without PM_SCAN_WP_MATCHING) against one full scan; PAGE_IS_SOFT_DIRTY against
 //! pagemap bit 55 (6.8+, CONFIG_MEM_SOFT_DIRTY); `category_inverted` at page and VMA
@@ -97,6 +98,10 @@ const TESTS: &[Case] = &[
         uffd_wp::uffd_close_clears_wp_bits,
     ),
     ("vec_len_overflow_rejected", args::vec_len_overflow_rejected),
+    (
+        "pfnmap_vma_not_reported",
+        vma_check::pfnmap_vma_not_reported,
+    ),
     (
         "huge_zero_page_is_pfnzero",
         pfnzero::huge_zero_page_is_pfnzero,
