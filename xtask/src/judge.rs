@@ -8,7 +8,7 @@
 //! Statuses are [`ktap::Status`] throughout; rendering lives in [`crate::report`],
 //! comparison in [`crate::compare`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ktap::{Event, Status, Test};
 use serde::{Serialize, Serializer};
@@ -417,20 +417,50 @@ pub fn judge_suite(
             ));
         }
     }
+    // Upstream repeats some names (pagemap_ioctl's file-memory tests run twice). An
+    // expectation names one test: a repeated name is keyed `name #k` (k-th of that
+    // name, from 1), so two tests never share one verdict, and a bare repeated name
+    // in the target is ambiguous.
+    let leaves: Vec<&Test> = t
+        .leaves()
+        .into_iter()
+        .filter(|l| !std::ptr::eq(*l, t))
+        .collect();
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in &leaves {
+        *count.entry(l.name.as_str()).or_default() += 1;
+    }
+    let ambiguous: BTreeSet<&str> = e
+        .fail
+        .keys()
+        .chain(e.skip.keys())
+        .map(String::as_str)
+        .filter(|k| count.get(k).is_some_and(|&n| n > 1))
+        .collect();
+    for k in &ambiguous {
+        s.mismatches.push(format!(
+            "{name}: expectation for {k:?} is ambiguous: {} tests have that name; key it as \"{k} #1\" .. \"{k} #{}\"",
+            count[k], count[k]
+        ));
+    }
+    let mut nth: BTreeMap<&str, usize> = BTreeMap::new();
     let mut seen = BTreeSet::new();
     let mut failed = BTreeSet::new();
-    for leaf in t.leaves() {
-        if std::ptr::eq(leaf, t) {
-            continue;
-        }
-        seen.insert(leaf.name.clone());
+    for leaf in leaves {
+        let k = nth.entry(leaf.name.as_str()).or_default();
+        *k += 1;
+        let key = if count[leaf.name.as_str()] > 1 {
+            format!("{} #{k}", leaf.name)
+        } else {
+            leaf.name.clone()
+        };
+        seen.insert(key.clone());
         if leaf.status.is_failure() {
-            failed.insert(leaf.name.clone());
+            failed.insert(key.clone());
         }
-        let (fail_why, skip_why) = (e.fail.get(&leaf.name), e.skip.get(&leaf.name));
+        let (fail_why, skip_why) = (e.fail.get(&key), e.skip.get(&key));
         let (ok, note) = match leaf.status {
-            // Upstream repeats some names; on a broken kernel a listed name must fail
-            // at least once (checked below), a same-named sibling may pass.
+            // On a broken kernel a listed test must fail (checked below).
             Status::Pass if broken.is_some() && fail_why.is_some() => (true, None),
             Status::Pass => match (fail_why, skip_why) {
                 (Some(w), _) => (false, Some(format!("expected to fail ({w}) but passed"))),
@@ -486,7 +516,7 @@ pub fn judge_suite(
         .fail
         .keys()
         .chain(e.skip.keys())
-        .filter(|k| !seen.contains(*k))
+        .filter(|k| !seen.contains(*k) && !ambiguous.contains(k.as_str()))
     {
         s.mismatches.push(format!(
             "{name}: expectation for {missing:?}, but no such test ran"
@@ -638,6 +668,43 @@ ok 2 pagemap_ioctl # SKIP
             "{all}"
         );
         assert!(all.contains("does not catch it"), "{all}");
+    }
+
+    #[test]
+    fn repeated_names_are_keyed_by_occurrence() {
+        // Two tests named "Test twin": the second fails.
+        let run = RUN
+            .replace("  1..3\n", "  1..4\n")
+            .replace("  ok 1 Test test_simple\n", "  ok 1 Test twin\n")
+            .replace(
+                "  ok 3 # SKIP Test test_hugepage huge page allocation\n",
+                "  ok 3 # SKIP Test test_hugepage huge page allocation\n  not ok 4 Test twin\n",
+            )
+            .replace("pass:1 fail:1", "pass:1 fail:2");
+        let mism = |expect: &str| {
+            let a = judge(&plan(expect), &run, "");
+            a.suites[0].mismatches.join("\n")
+        };
+        let common = "        skip: { 'Test test_hugepage huge page allocation': 'no THP' }\n      pagemap_ioctl: { skip_suite: x }\n";
+        // The failing twin, named by occurrence: as expected.
+        let ok = mism(&format!(
+            "      soft-dirty:\n        fail: {{ 'Test test_vma_reuse reused memory location': a, 'Test twin #2': b }}\n{common}"
+        ));
+        assert!(ok.is_empty(), "{ok}");
+        // The passing twin named instead: its sibling's failure is not covered.
+        let wrong = mism(&format!(
+            "      soft-dirty:\n        fail: {{ 'Test test_vma_reuse reused memory location': a, 'Test twin #1': b }}\n{common}"
+        ));
+        assert!(wrong.contains("expected to fail (b) but passed"), "{wrong}");
+        // A bare repeated name is ambiguous, not silently shared.
+        let bare = mism(&format!(
+            "      soft-dirty:\n        fail: {{ 'Test test_vma_reuse reused memory location': a, 'Test twin': b }}\n{common}"
+        ));
+        assert!(
+            bare.contains("\"Test twin\" is ambiguous: 2 tests"),
+            "{bare}"
+        );
+        assert!(!bare.contains("no such test ran"), "{bare}");
     }
 
     #[test]

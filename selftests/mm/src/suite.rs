@@ -1,19 +1,39 @@
 //! Glue between the library and the ktap crate's forking runner
 //! ([`ktap::runner`]), for the suites written for this project
-//! (`pagemap_scan_regressions`): `?` on a library [`Result`](crate::Result) inside a
-//! test turns an unsupported feature into a SKIP that names the version which brought
-//! it, and any other error into a failure.
+//! (`pagemap_scan_regressions`).
+//!
+//! A SKIP comes only from a probe: [`probed`] wraps the calls that establish a
+//! feature (a userfaultfd handshake that names the features it lacks) and turns
+//! "unsupported" into a SKIP naming the version that brought it. Everything else a
+//! test does with `?` goes through `From<Error> for Stop` and FAILs, "unsupported"
+//! included: once the probes found a feature, the kernel refusing it later (a
+//! userfaultfd WP registration without UFFDIO_WRITEPROTECT, PAGEMAP_SCAN answering
+//! ENOTTY) is a wrong kernel, not a missing feature.
 
 use ktap::runner::Stop;
 
 impl From<crate::Error> for Stop {
     fn from(e: crate::Error) -> Stop {
         if e.is_unsupported() {
-            Stop::Skip(with_versions(&e.to_string()))
+            Stop::Fail(format!(
+                "{e} (outside a feature probe: the kernel refused what the probes found present)"
+            ))
         } else {
             Stop::Fail(e.to_string())
         }
     }
+}
+
+/// A feature probe: "unsupported" is a SKIP naming the version that brought the
+/// feature; any other error is a FAIL.
+pub fn probed<T>(r: crate::Result<T>) -> Result<T, Stop> {
+    r.map_err(|e| {
+        if e.is_unsupported() {
+            Stop::Skip(with_versions(&e.to_string()))
+        } else {
+            Stop::Fail(e.to_string())
+        }
+    })
 }
 
 /// Appends "(added in X)" for the features an Unsupported error names.
@@ -56,5 +76,21 @@ mod tests {
             with_versions("PAGEMAP_SCAN: ENOTTY"),
             "PAGEMAP_SCAN: ENOTTY (PAGEMAP_SCAN added in 6.7)"
         );
+    }
+
+    #[test]
+    fn unsupported_skips_only_from_a_probe() {
+        let e = || crate::Error::Unsupported {
+            feature: "UFFDIO_WRITEPROTECT".into(),
+            reason: "register allowed 0x0".into(),
+        };
+        assert!(matches!(Stop::from(e()), Stop::Fail(m) if m.contains("outside a feature probe")));
+        assert!(matches!(probed::<()>(Err(e())), Err(Stop::Skip(_))));
+        let sys = crate::Error::Sys {
+            call: "x",
+            args: String::new(),
+            errno: libc::EINVAL,
+        };
+        assert!(matches!(probed::<()>(Err(sys)), Err(Stop::Fail(_))));
     }
 }

@@ -31,7 +31,7 @@ pub(crate) fn pagemap() -> Result<Pagemap, Stop> {
 
 /// A userfaultfd with WP-async + WP-unpopulated, or a SKIP naming what is missing.
 pub(crate) fn wp_uffd() -> Result<Userfaultfd, Stop> {
-    Ok(Userfaultfd::wp_async_anon()?)
+    mm::suite::probed(Userfaultfd::wp_async_anon())
 }
 
 /// "0-3,7,9-10" for the set indices.

@@ -106,7 +106,7 @@ fn hugetlb_anywhere(size: usize, n: usize) -> Result<Mapping, Stop> {
 pub(crate) fn hugetlb_hole_wp_matching() -> TestResult {
     let pm = pagemap()?;
     let hs = default_hugetlb_size()?;
-    let u = Userfaultfd::wp_async()?;
+    let u = mm::suite::probed(Userfaultfd::wp_async())?;
     let m = hugetlb_fresh(hs, 1)?;
     u.register_wp(m.addr(), m.len())?;
     let n = hs / ps();
@@ -184,7 +184,7 @@ pub(crate) fn hugetlb_hole_wp_matching() -> TestResult {
 pub(crate) fn uffd_wp_hole_not_written_hugetlb() -> TestResult {
     let pm = pagemap()?;
     let hs = default_hugetlb_size()?;
-    let u = Userfaultfd::wp_async()?;
+    let u = mm::suite::probed(Userfaultfd::wp_async())?;
     let m = hugetlb_fresh(hs, 2)?;
     u.register_wp(m.addr(), m.len())?;
     let n = m.len() / ps();
@@ -225,7 +225,7 @@ pub(crate) fn uffd_wp_hole_not_written_hugetlb() -> TestResult {
 /// (`hugepagesz=1G hugepages=1`).
 pub(crate) fn hugetlb_wp_matching_each_size() -> TestResult {
     let pm = pagemap()?;
-    let u = Userfaultfd::wp_async()?;
+    let u = mm::suite::probed(Userfaultfd::wp_async())?;
     let sizes = probe::detect_hugetlb_page_sizes();
     let mut covered = Vec::new();
     let mut not_covered = Vec::new();

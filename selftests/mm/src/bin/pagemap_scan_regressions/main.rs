@@ -204,7 +204,9 @@ fn probe_pagemap_scan(pm: &Pagemap) -> Result<(), String> {
     let mut arg = raw_arg(m.addr() as u64, (m.addr() + ps()) as u64);
     match raw_scan(pm, &mut arg) {
         Ok(_) => Ok(()),
-        Err(e) if matches!(e.errno(), Some(libc::ENOTTY) | Some(libc::EINVAL)) => {
+        // Before 6.7 /proc/PID/pagemap has no ioctl at all: ENOTTY. An EINVAL on this
+        // minimal valid request is a kernel that has PAGEMAP_SCAN and gets it wrong.
+        Err(e) if e.errno() == Some(libc::ENOTTY) => {
             Err(format!("PAGEMAP_SCAN not supported (added in 6.7): {e}"))
         }
         Err(e) => Err(format!("Bail: {e}")),

@@ -202,7 +202,7 @@ pub(crate) fn uffd_wp_hole_written_anon() -> TestResult {
 /// Reverted, the first step reports no page written.
 pub(crate) fn uffd_wp_hole_written_shmem() -> TestResult {
     let pm = pagemap()?;
-    let u = Userfaultfd::wp_async()?;
+    let u = mm::suite::probed(Userfaultfd::wp_async())?;
     let len = 2 << 20;
     let fd = mem::memfd_create("uffd_wp_hole_written_shmem", libc::MFD_CLOEXEC)?;
     mem::ftruncate(fd.as_fd(), len as u64)?;
