@@ -15,7 +15,7 @@ use common::Suite;
 use ktap::{Status, Test};
 
 /// The suite's test names, in order (stable: the harness keys expectations on them).
-const NAMES: [&str; 36] = [
+const NAMES: [&str; 37] = [
     "wp_matching_skips_vma_without_uffd_wp",
     "check_wpasync_eperm_on_vma_without_uffd_wp",
     "scan_without_vec_or_wp_matching_changes_no_pte",
@@ -23,6 +23,7 @@ const NAMES: [&str; 36] = [
     "wp_scan_swapped_fast_matches_generic",
     "uffd_close_clears_wp_bits",
     "vec_len_overflow_rejected",
+    "pfnmap_vma_not_reported",
     "huge_zero_page_is_pfnzero",
     "dontneed_pte_none_written_fast_matches_generic",
     "collapsed_thp_dontneed_hole_written",
@@ -155,6 +156,7 @@ fn regressions_on_host_kernel() {
         "wp_matching_skips_vma_without_uffd_wp",
         "check_wpasync_eperm_on_vma_without_uffd_wp",
         "vec_len_overflow_rejected",
+        "pfnmap_vma_not_reported",
         "walk_end_resume_vec_full",
         "walk_end_resume_max_pages",
         "category_inverted_selects_complement",
