@@ -336,15 +336,18 @@ fn keyed<'a>(tests: &[&'a TestVerdict], measured: &[String]) -> Vec<(String, &'a
         .collect()
 }
 
-/// Compares every pair of the plan over the judged tests.
+/// Compares every pair of the plan whose two suites were judged (a loop that
+/// narrows a plan's suites, per-patch runs or the bench, leaves the pair out).
 pub fn compare_all(
     target: &str,
     pairs: &[Pair],
     j: &Judgement,
     broken: &dyn Fn(&str) -> bool,
 ) -> Vec<Comparison> {
+    let judged = |s: &str| j.suites.iter().any(|v| v.name == s);
     pairs
         .iter()
+        .filter(|p| judged(&p.rust) && judged(&p.c))
         .map(|p| compare(target, p, j, broken(&p.rust) || broken(&p.c)))
         .collect()
 }
@@ -370,7 +373,7 @@ pub fn compare(target: &str, p: &Pair, j: &Judgement, informational: bool) -> Co
     let suite = |name: &str| j.suites.iter().find(|s| s.name == name);
     let (rs, cs) = (suite(&p.rust), suite(&p.c));
     let (Some(rs), Some(cs)) = (rs, cs) else {
-        c.not_compared = Some("a suite of the pair was not judged".into());
+        c.not_compared = Some("a suite of the pair was not run".into());
         return c;
     };
     // A suite that never reported is the judge's mismatch already.
@@ -783,6 +786,16 @@ mod tests {
         assert_eq!(c.problems.len(), 1, "{c:?}");
         assert!(c.problems[0]
             .contains("pagemap_ioctl.c skipped as a whole (no uffd), pagemap_ioctl ran"));
+    }
+
+    #[test]
+    fn a_run_without_both_suites_compares_nothing() {
+        let mut p = paired("        {}\n");
+        p.suites.retain(|s| !s.ends_with(".c"));
+        p.expect.retain(|s, _| !s.ends_with(".c"));
+        let j = Judge::replay(&p, &run(BOTH, BOTH), "", None);
+        assert!(j.c_vs_rust.is_empty(), "{:?}", j.c_vs_rust);
+        assert_eq!(j.exit(), crate::util::Exit::Ok, "{}", j.headline());
     }
 
     #[test]
