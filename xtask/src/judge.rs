@@ -206,10 +206,7 @@ impl Judgement {
             bad.push(format!("{} unexpected result(s)", self.mismatches()));
         }
         if self.c_vs_rust_problems() > 0 {
-            bad.push(format!(
-                "{} C-vs-Rust difference(s)",
-                self.c_vs_rust_problems()
-            ));
+            bad.push(crate::crosscheck::headline(&self.c_vs_rust));
         }
         if !self.console_problems.is_empty() {
             bad.push(format!(
