@@ -820,6 +820,22 @@ mod tests {
     }
 
     #[test]
+    fn markdown_lists_every_test_of_both_sides() {
+        let p = paired("        only_rust: { c: 'lacks it' }\n");
+        let c_side = [("a", true), ("b", false), ("x|y", true)];
+        let j = Judge::replay(&p, &run(BOTH, &c_side), "", None);
+        let md = markdown("t", &j.c_vs_rust, &j, &p.c_vs_rust);
+        assert!(md.contains("## pagemap_ioctl vs pagemap_ioctl.c\n\npagemap_ioctl vs pagemap_ioctl.c: 3 tests, 1 only in pagemap_ioctl (explained), 1 only in pagemap_ioctl.c (1 UNEXPLAINED), same order, 1 verdict(s) differ (1 UNEXPLAINED)\n"), "{md}");
+        assert!(
+            md.contains("- only in pagemap_ioctl: c (PASS) -- explained: lacks it\n"),
+            "{md}"
+        );
+        assert!(md.contains("| 2 | 2 | b | PASS | FAIL |\n"), "{md}");
+        assert!(md.contains("| 3 | - | c | PASS | - |\n"), "{md}");
+        assert!(md.contains("| - | 3 | x\\|y | - | PASS |\n"), "{md}");
+    }
+
+    #[test]
     fn repeated_names_match_in_turn() {
         let r = [("a", true), ("a", false)];
         let c = [("a", true), ("a", true)];
