@@ -333,24 +333,32 @@ pub fn headline(cmp: &[Comparison]) -> String {
     v.join(", ")
 }
 
-/// The key a test is matched by: the measured prefix if it has one, and `[n]` for
-/// the n-th repeat of a name.
+/// The key a test is matched by: the measured prefix if it has one; a name that
+/// repeats within the suite is keyed `name #k` (the k-th, from 1), as expectations
+/// key it (judge.rs).
 fn keyed<'a>(tests: &[&'a TestVerdict], measured: &[String]) -> Vec<(String, &'a TestVerdict)> {
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let base = |t: &TestVerdict| {
+        measured
+            .iter()
+            .find(|m| t.name.starts_with(m.as_str()))
+            .cloned()
+            .unwrap_or_else(|| t.name.clone())
+    };
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for t in tests {
+        *count.entry(base(t)).or_default() += 1;
+    }
+    let mut nth: BTreeMap<String, usize> = BTreeMap::new();
     tests
         .iter()
         .map(|t| {
-            let base = measured
-                .iter()
-                .find(|m| t.name.starts_with(m.as_str()))
-                .cloned()
-                .unwrap_or_else(|| t.name.clone());
-            let n = seen.entry(base.clone()).or_insert(0);
-            *n += 1;
-            let key = if *n == 1 {
-                base
+            let b = base(t);
+            let k = nth.entry(b.clone()).or_default();
+            *k += 1;
+            let key = if count[&b] > 1 {
+                format!("{b} #{k}")
             } else {
-                format!("{base} [{n}]")
+                b
             };
             (key, *t)
         })
@@ -839,9 +847,14 @@ mod tests {
     fn repeated_names_match_in_turn() {
         let r = [("a", true), ("a", false)];
         let c = [("a", true), ("a", true)];
-        let (c, _) = compared(&paired("        {}\n"), &run(&r, &c));
+        let (c, _) = compared(
+            &paired("        verdict: { 'a #2': 'known' }\n"),
+            &run(&r, &c),
+        );
         assert_eq!(c.verdicts.len(), 1);
         assert_eq!(c.verdicts[0].rust, "FAIL");
+        assert_eq!(c.verdicts[0].explained.as_deref(), Some("known"));
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
     }
 
     #[test]
