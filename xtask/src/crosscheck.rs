@@ -606,13 +606,13 @@ pub fn markdown(target: &str, cmp: &[Comparison], j: &Judgement, pairs: &[Pair])
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::judge::Judge;
     use crate::plan::RunPlan;
 
     /// A plan with the pair pagemap_ioctl / pagemap_ioctl.c and these explanations.
-    fn paired(explained: &str) -> RunPlan {
+    pub fn paired(explained: &str) -> RunPlan {
         let m = Matrix::parse(
             "default: t\ntargets:\n  - name: t\n    source: { debian: x }\n    configs: [a]\n    order: [pagemap_ioctl, pagemap_ioctl.c]\n    suites:\n      pagemap_ioctl: {}\n      pagemap_ioctl.c: {}\n",
         )
@@ -630,7 +630,7 @@ mod tests {
     }
 
     /// Results of both suites: `(name, ok)` each, in order.
-    fn run(rust: &[(&str, bool)], c: &[(&str, bool)]) -> String {
+    pub fn run(rust: &[(&str, bool)], c: &[(&str, bool)]) -> String {
         let mut o = String::from("KTAP version 1\n1..2\n");
         for (i, (suite, tests)) in [("pagemap_ioctl", rust), ("pagemap_ioctl.c", c)]
             .iter()
