@@ -152,11 +152,18 @@ pub struct Judgement {
     pub kvm_required: Option<String>,
     /// Guest time of each suite run, in run order (repeated suites included).
     pub suite_times: Vec<(String, u64)>,
+    /// Upstream's C programs against their Rust ports, test by test.
+    pub c_vs_rust: Vec<crate::crosscheck::Comparison>,
 }
 
 impl Judgement {
     pub fn mismatches(&self) -> usize {
         self.suites.iter().map(|s| s.mismatches.len()).sum()
+    }
+
+    /// Unexplained C-vs-Rust differences and stale explanations.
+    pub fn c_vs_rust_problems(&self) -> usize {
+        self.c_vs_rust.iter().map(|c| c.problems.len()).sum()
     }
 
     /// The exit code the run's results earn.
@@ -166,6 +173,7 @@ impl Judgement {
         } else if self.panicked || self.cut_short || self.watchdog_fired {
             Exit::Crash
         } else if self.mismatches() > 0
+            || self.c_vs_rust_problems() > 0
             || !self.console_problems.is_empty()
             || !self.parse_errors.is_empty()
         {
@@ -196,6 +204,9 @@ impl Judgement {
         let mut bad = Vec::new();
         if self.mismatches() > 0 {
             bad.push(format!("{} unexpected result(s)", self.mismatches()));
+        }
+        if self.c_vs_rust_problems() > 0 {
+            bad.push(crate::crosscheck::headline(&self.c_vs_rust));
         }
         if !self.console_problems.is_empty() {
             bad.push(format!(
@@ -295,6 +306,9 @@ impl<'p> Judge<'p> {
             a.suites.push(summary);
             a.tests.extend(tests);
         }
+        let broken = |s: &str| self.plan.expect.get(s).is_some_and(|e| e.broken.is_some());
+        a.c_vs_rust =
+            crate::crosscheck::compare_all(&self.plan.target, &self.plan.c_vs_rust, &a, &broken);
         a.watchdog_fired = boot.is_some_and(|b| b.watchdog_fired);
         if self.plan.require_kvm {
             let cs = a.guest_clocksource();

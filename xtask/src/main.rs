@@ -11,6 +11,7 @@ mod bench;
 mod build;
 mod check_series;
 mod compare;
+mod crosscheck;
 mod git;
 mod hosttools;
 mod initramfs;

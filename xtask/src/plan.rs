@@ -98,6 +98,10 @@ pub struct RunPlan {
     /// The target's allowed kernel alarms.
     #[serde(default)]
     pub alarms_allow: crate::alarms::Allowlist,
+    /// Upstream's C programs and their Rust ports the run has both of, with the
+    /// target's explained differences (configs/c-vs-rust.yaml).
+    #[serde(default)]
+    pub c_vs_rust: Vec<crate::crosscheck::Pair>,
 }
 
 /// The CLI's choices that shape a plan (test_kernel's `Options`, minus the modes).
@@ -193,6 +197,9 @@ impl RunPlan {
             })?;
             expect.insert(s.clone(), e.clone());
         }
+        let c_vs_rust = crate::crosscheck::Config::builtin()
+            .map_err(|e| setup_error(format!("{e:#}")))?
+            .for_run(&t.name, &suites);
         Ok(RunPlan {
             target: t.name.clone(),
             description: t.description.clone(),
@@ -208,6 +215,7 @@ impl RunPlan {
             require_kvm: o.require_kvm,
             out: o.out.clone(),
             alarms_allow: t.alarms_allow.clone(),
+            c_vs_rust,
             build_dir: o
                 .build_dir
                 .as_deref()
@@ -234,6 +242,12 @@ impl RunPlan {
                 .iter()
                 .filter(|(k, _)| suites.contains(k))
                 .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            c_vs_rust: self
+                .c_vs_rust
+                .iter()
+                .filter(|p| suites.contains(&p.rust) && suites.contains(&p.c))
+                .cloned()
                 .collect(),
             suites,
             out: self.out.as_ref().map(|d| d.join("base")),

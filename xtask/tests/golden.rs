@@ -80,6 +80,8 @@ fn summary_lines(code: i32, stdout: &str) -> String {
             section = "unexpected";
         } else if l.starts_with("stopped at stage") {
             section = "stopped";
+        } else if l.starts_with("C programs vs Rust ports") {
+            section = "c-vs-rust";
         } else if l.starts_with("kernel console trouble") {
             section = "console";
         } else if section == "console" {
@@ -89,8 +91,10 @@ fn summary_lines(code: i32, stdout: &str) -> String {
         } else if l.ends_with(':') && !l.starts_with(' ') {
             section = "";
         }
-        keep |= matches!(section, "suites" | "unexpected" | "stopped" | "console")
-            || l.starts_with("verdict: ")
+        keep |= matches!(
+            section,
+            "suites" | "unexpected" | "stopped" | "console" | "c-vs-rust"
+        ) || l.starts_with("verdict: ")
             || l.starts_with("watchdog: ")
             || l.starts_with("patch: ")
             || l.starts_with("  hunk: ");

@@ -1,7 +1,8 @@
 //! junit.xml (with the quick-junit crate): one testsuite per suite, one testcase per
 //! test; a suite with no test results is one testcase. A run that stopped at a
 //! stage is one failing testcase named after the stage; kernel trouble (panic,
-//! hang, console WARNING) is a failing `<target>.kernel` testcase.
+//! hang, console WARNING) is a failing `<target>.kernel` testcase; each C program vs
+//! its Rust port is a `<target>.c-vs-rust` testcase.
 
 use anyhow::Result;
 use ktap::Status;
@@ -91,6 +92,23 @@ pub fn render(r: &RunRecord, end: Ending<'_>) -> Result<String> {
         suite.add_test_case(case);
         report.add_test_suite(suite);
     }
+    // Each C program vs its Rust port: one testcase, failing on an unexplained
+    // difference or a stale explanation.
+    if !a.c_vs_rust.is_empty() {
+        let class = format!("{target}.c-vs-rust");
+        let mut suite = TestSuite::new(class.clone());
+        for c in &a.c_vs_rust {
+            let status = if c.problems.is_empty() {
+                TestCaseStatus::success()
+            } else {
+                failure(&c.line(), Some(c.problems.join("\n")))
+            };
+            let mut case = TestCase::new(format!("{} vs {}", c.rust, c.c), status);
+            case.set_classname(class.clone());
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
     Ok(report.to_string()?)
 }
 
@@ -114,6 +132,18 @@ mod tests {
         );
         assert!(
             x.contains("reused memory location\" classname=\"t.soft-dirty\">\n            <failure message=\"FAIL\"/>"),
+            "{x}"
+        );
+    }
+
+    #[test]
+    fn an_unexplained_c_vs_rust_difference_is_a_failing_case() {
+        let p = crate::crosscheck::tests::paired("        {}\n");
+        let t = crate::crosscheck::tests::run(&[("a", true), ("b", true)], &[("a", true)]);
+        let a = judge(&p, &t, "");
+        let x = render(&RunRecord::new(p), Ending::Judged(&a)).unwrap();
+        assert!(
+            x.contains("<testcase name=\"pagemap_ioctl vs pagemap_ioctl.c\" classname=\"t.c-vs-rust\">\n            <failure message=\"pagemap_ioctl vs pagemap_ioctl.c: 2 vs 1 tests, 1 only in pagemap_ioctl (1 UNEXPLAINED)"),
             "{x}"
         );
     }

@@ -74,6 +74,14 @@ pub fn write(dir: &Path, r: &RunRecord, end: Ending<'_>) -> Result<()> {
     )?;
     write("junit.xml", junit::render(r, end)?)?;
     write("step-summary.md", markdown::render(r, end))?;
+    if let Ending::Judged(j) = end {
+        if !j.c_vs_rust.is_empty() {
+            write(
+                "c-vs-rust.md",
+                crate::crosscheck::markdown(&r.plan.target, &j.c_vs_rust, j, &r.plan.c_vs_rust),
+            )?;
+        }
+    }
     Ok(())
 }
 

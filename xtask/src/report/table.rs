@@ -39,6 +39,15 @@ pub fn table(a: &Judgement, timings: &[(String, f64)]) -> String {
             s.verdict()
         );
     }
+    if !a.c_vs_rust.is_empty() {
+        let _ = writeln!(o, "\nC programs vs Rust ports (configs/c-vs-rust.yaml):");
+        for c in &a.c_vs_rust {
+            let _ = writeln!(o, "  {}", c.line());
+            for d in c.detail_lines() {
+                let _ = writeln!(o, "    {d}");
+            }
+        }
+    }
     let skips: Vec<_> = a
         .tests
         .iter()
@@ -73,7 +82,7 @@ pub fn table(a: &Judgement, timings: &[(String, f64)]) -> String {
             );
         }
     }
-    let total = a.mismatches();
+    let total = a.mismatches() + a.c_vs_rust_problems();
     if total > 0 {
         let _ = writeln!(o, "\nunexpected results ({total}):");
         for s in &a.suites {
@@ -87,6 +96,11 @@ pub fn table(a: &Judgement, timings: &[(String, f64)]) -> String {
                     s.name,
                     s.mismatches.len() - MISMATCHES_SHOWN
                 );
+            }
+        }
+        for c in &a.c_vs_rust {
+            for p in &c.problems {
+                let _ = writeln!(o, "  {p}");
             }
         }
     }
