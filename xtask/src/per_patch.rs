@@ -213,22 +213,81 @@ pub fn mode_dir(plan: &RunPlan) -> Result<PathBuf> {
     crate::util::stamped_dir(&base)
 }
 
+/// Prefix results already run in this invocation, by patches applied: the combined
+/// `--tests --first-bad` mode boots each prefix once, whichever of the two needs it
+/// first (same process, same inputs: nothing to invalidate).
+pub type Memo = BTreeMap<usize, Prefix>;
+
+fn prefix_once(
+    memo: &mut Memo,
+    plan: &RunPlan,
+    series: &Series,
+    i: usize,
+    dir: &Path,
+) -> Result<Prefix> {
+    if let Some(p) = memo.get(&i) {
+        eprintln!(
+            "\n==> prefix {i}/{}: {} (run above, reused)",
+            series.patches.len(),
+            p.patch
+        );
+        return Ok(p.clone());
+    }
+    let p = run_prefix(plan, series, i, dir)?;
+    memo.insert(i, p.clone());
+    Ok(p)
+}
+
 /// `check-series --tests`: every prefix from..=to, the matrix, exit 1 on a regression.
 pub fn matrix(plan: &RunPlan, series: &Series, from: usize, to: usize) -> Result<Exit> {
     let dir = mode_dir(plan)?;
+    matrix_in(&dir, &mut Memo::new(), plan, series, from, to)
+}
+
+/// `check-series --tests --first-bad TEST`: the bisection first (its own boot count in
+/// `first-bad.json`), then the rest of the window for the matrix, reusing the
+/// bisection's prefixes: each prefix is built and booted once.
+pub fn matrix_and_first_bad(
+    plan: &RunPlan,
+    series: &Series,
+    test: &str,
+    from: usize,
+    to: usize,
+) -> Result<Exit> {
+    let dir = mode_dir(plan)?;
+    let mut memo = Memo::new();
+    let bisect = first_bad_in(&dir, &mut memo, plan, series, test, from, to)?;
+    let probed = memo.len();
+    let m = matrix_in(&dir, &mut memo, plan, series, from, to)?;
+    println!(
+        "{} prefixes booted once each: {probed} by the bisection, {} more for the matrix",
+        memo.len(),
+        memo.len() - probed
+    );
+    Ok(std::cmp::max_by_key(bisect, m, |e| *e as u8))
+}
+
+fn matrix_in(
+    dir: &Path,
+    memo: &mut Memo,
+    plan: &RunPlan,
+    series: &Series,
+    from: usize,
+    to: usize,
+) -> Result<Exit> {
     let mut prefixes = Vec::new();
     let mut worst = Exit::Ok;
     for i in from..=to {
-        let p = run_prefix(plan, series, i, &dir)?;
+        let p = prefix_once(memo, plan, series, i, dir)?;
         if p.exit == Exit::Setup as u8 {
             worst = Exit::Setup;
         }
         prefixes.push(p);
         // Keep the report current: an interrupted run still leaves one.
-        write_reports(&dir, &prefixes, &changes(&prefixes))?;
+        write_reports(dir, &prefixes, &changes(&prefixes))?;
     }
     let ch = changes(&prefixes);
-    let md = write_reports(&dir, &prefixes, &ch)?;
+    let md = write_reports(dir, &prefixes, &ch)?;
     if let Some(last) = prefixes.last() {
         let _ = std::fs::copy(last.run_dir.join("junit.xml"), dir.join("junit.xml"));
     }
@@ -288,10 +347,22 @@ pub fn first_bad(
     to: usize,
 ) -> Result<Exit> {
     let dir = mode_dir(plan)?;
+    first_bad_in(&dir, &mut Memo::new(), plan, series, test, from, to)
+}
+
+fn first_bad_in(
+    dir: &Path,
+    memo: &mut Memo,
+    plan: &RunPlan,
+    series: &Series,
+    test: &str,
+    from: usize,
+    to: usize,
+) -> Result<Exit> {
     let mut boots = 0;
-    let probe = |i: usize, boots: &mut usize| -> Result<bool> {
+    let mut probe = |i: usize, boots: &mut usize| -> Result<bool> {
         *boots += 1;
-        let p = run_prefix(plan, series, i, &dir)?;
+        let p = prefix_once(memo, plan, series, i, dir)?;
         bad_at(&p, test).ok_or_else(|| {
             setup_error(format!(
                 "--first-bad: prefix {i} ({}) stopped before its tests: {}",
