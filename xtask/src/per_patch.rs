@@ -85,19 +85,15 @@ pub fn run_prefix(plan: &RunPlan, series: &Series, i: usize, dir: &Path) -> Resu
             .and_then(|r| r.timings.iter().find(|(n, _)| n == name).map(|(_, s)| *s))
             .unwrap_or(0.0)
     };
-    let mut verdicts = BTreeMap::new();
-    if let Some(j) = &f.judgement {
-        for t in &j.tests {
-            let mut key = format!("{}: {}", t.suite, stable_name(&t.name));
-            // Two tests that differ only in their numbers stay two.
-            let mut n = 1;
-            while verdicts.contains_key(&key) {
-                n += 1;
-                key = format!("{}: {} (#{n})", t.suite, stable_name(&t.name));
-            }
-            verdicts.insert(key, status_word(t.status).to_string());
-        }
-    }
+    let verdicts = match &f.judgement {
+        Some(j) => verdict_map(
+            j.suites.iter().map(|s| (s.name.as_str(), s.status)),
+            j.tests
+                .iter()
+                .map(|t| (t.suite.as_str(), t.name.as_str(), t.status)),
+        ),
+        None => BTreeMap::new(),
+    };
     Ok(Prefix {
         applied: i,
         patch,
@@ -111,6 +107,40 @@ pub fn run_prefix(plan: &RunPlan, series: &Series, i: usize, dir: &Path) -> Resu
         boot_s: timing("boot+test"),
         run_dir,
     })
+}
+
+/// The key of a suite's own verdict in the matrix: a suite skipped whole (`1..0 #
+/// SKIP`, a missing feature) has no test lines, so its SKIP -> PASS shows here.
+pub const SUITE_ROW: &str = "(suite)";
+
+/// `suite: test` -> status word, plus one `suite: (suite)` row per suite. A test the
+/// judge lists without a name (planned, never reported: the suite bailed out) is left
+/// to its suite's row, not 118 rows of nothing.
+pub fn verdict_map<'a>(
+    suites: impl Iterator<Item = (&'a str, Status)>,
+    tests: impl Iterator<Item = (&'a str, &'a str, Status)>,
+) -> BTreeMap<String, String> {
+    let mut verdicts = BTreeMap::new();
+    for (suite, status) in suites {
+        verdicts.insert(
+            format!("{suite}: {SUITE_ROW}"),
+            status_word(status).to_string(),
+        );
+    }
+    for (suite, name, status) in tests {
+        if name.trim().is_empty() {
+            continue;
+        }
+        let mut key = format!("{suite}: {}", stable_name(name));
+        // Two tests that differ only in their numbers stay two.
+        let mut n = 1;
+        while verdicts.contains_key(&key) {
+            n += 1;
+            key = format!("{suite}: {} (#{n})", stable_name(name));
+        }
+        verdicts.insert(key, status_word(status).to_string());
+    }
+    verdicts
 }
 
 /// A test's name with its measured figures replaced (`transact_test Extra pages 49
@@ -459,6 +489,38 @@ mod tests {
             prefix(2, &[("s: a", "FAIL")]),
         ];
         assert!(changes(&ps).is_empty());
+    }
+
+    #[test]
+    fn a_suite_skipped_whole_has_a_row_that_goes_skip_to_pass() {
+        let before = verdict_map(
+            [("regressions", Status::Skip), ("ioctl", Status::Crashed)].into_iter(),
+            [
+                ("ioctl", "", Status::Crashed),
+                ("ioctl", "", Status::Crashed),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(before.len(), 2, "{before:?}");
+        assert_eq!(before["regressions: (suite)"], "SKIP");
+        let after = verdict_map(
+            [("regressions", Status::Pass), ("ioctl", Status::Pass)].into_iter(),
+            [
+                ("regressions", "a", Status::Pass),
+                ("ioctl", "b", Status::Pass),
+            ]
+            .into_iter(),
+        );
+        let mut p0 = prefix(0, &[]);
+        p0.verdicts = before;
+        let mut p1 = prefix(1, &[]);
+        p1.verdicts = after;
+        let ch = changes(&[p0, p1]);
+        assert!(ch.iter().any(|c| c.test == "regressions: (suite)"
+            && c.from == "SKIP"
+            && c.to == "PASS"
+            && c.at == 1));
+        assert!(ch.iter().all(|c| !c.regression));
     }
 
     #[test]
