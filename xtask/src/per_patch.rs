@@ -145,11 +145,16 @@ pub fn verdict_map<'a>(
 
 /// A test's name with its measured figures replaced (`transact_test Extra pages 49
 /// (0.1%)` names one test on every run, whatever it counted).
+/// So is a trailing parenthesised count (`unpopulated_scan_test ... (16, 0 of 16)`).
 pub fn stable_name(name: &str) -> String {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    static TAIL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| regex::Regex::new(r"\d+(\.\d+)?%?").expect("valid"));
+    let tail = TAIL.get_or_init(|| regex::Regex::new(r"\([^()]*\d[^()]*\)$").expect("valid"));
     if name.contains("Extra pages") || name.contains('%') {
         re.replace_all(name, "#").into_owned()
+    } else if let Some(m) = tail.find(name) {
+        format!("{}{}", &name[..m.start()], re.replace_all(m.as_str(), "#"))
     } else {
         name.to_string()
     }
@@ -530,6 +535,11 @@ mod tests {
             stable_name("transact_test Extra pages 0 (0.0%), extra thread faults 0.")
         );
         assert_eq!(stable_name("Walk_end: 1 max page"), "Walk_end: 1 max page");
+        assert_eq!(
+            stable_name("unpopulated_scan_test written by both paths (16, 0 of 16)"),
+            stable_name("unpopulated_scan_test written by both paths (0, 0 of 16)")
+        );
+        assert_eq!(stable_name("Sanity (2 pages)"), "Sanity (# pages)");
     }
 
     #[test]
