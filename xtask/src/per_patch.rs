@@ -248,35 +248,50 @@ pub fn mode_dir(plan: &RunPlan) -> Result<PathBuf> {
     crate::util::stamped_dir(&base)
 }
 
-/// Prefix results already run in this invocation, by patches applied: the combined
-/// `--tests --first-bad` mode boots each prefix once, whichever of the two needs it
-/// first (same process, same inputs: nothing to invalidate).
-pub type Memo = BTreeMap<usize, Prefix>;
+/// The prefixes of one invocation: each is run (built and booted) at most once, and
+/// the combined `--tests --first-bad` mode reuses whichever the other part ran (same
+/// process, same inputs: nothing to invalidate).
+pub struct Prefixes<'a> {
+    pub memo: BTreeMap<usize, Prefix>,
+    /// Patches in the series.
+    pub n: usize,
+    run: Box<dyn FnMut(usize) -> Result<Prefix> + 'a>,
+}
 
-fn prefix_once(
-    memo: &mut Memo,
-    plan: &RunPlan,
-    series: &Series,
-    i: usize,
-    dir: &Path,
-) -> Result<Prefix> {
-    if let Some(p) = memo.get(&i) {
-        eprintln!(
-            "\n==> prefix {i}/{}: {} (run above, reused)",
-            series.patches.len(),
-            p.patch
-        );
-        return Ok(p.clone());
+impl<'a> Prefixes<'a> {
+    pub fn new(n: usize, run: impl FnMut(usize) -> Result<Prefix> + 'a) -> Prefixes<'a> {
+        Prefixes {
+            memo: BTreeMap::new(),
+            n,
+            run: Box::new(run),
+        }
     }
-    let p = run_prefix(plan, series, i, dir)?;
-    memo.insert(i, p.clone());
-    Ok(p)
+
+    fn of(plan: &'a RunPlan, series: &'a Series, dir: &'a Path) -> Prefixes<'a> {
+        Prefixes::new(series.patches.len(), move |i| {
+            run_prefix(plan, series, i, dir)
+        })
+    }
+
+    pub fn get(&mut self, i: usize) -> Result<Prefix> {
+        if let Some(p) = self.memo.get(&i) {
+            eprintln!(
+                "\n==> prefix {i}/{}: {} (run above, reused)",
+                self.n, p.patch
+            );
+            return Ok(p.clone());
+        }
+        let p = (self.run)(i)?;
+        self.memo.insert(i, p.clone());
+        Ok(p)
+    }
 }
 
 /// `check-series --tests`: every prefix from..=to, the matrix, exit 1 on a regression.
 pub fn matrix(plan: &RunPlan, series: &Series, from: usize, to: usize) -> Result<Exit> {
     let dir = mode_dir(plan)?;
-    matrix_in(&dir, &mut Memo::new(), plan, series, from, to)
+    let mut runs = Prefixes::of(plan, series, &dir);
+    matrix_in(&dir, &mut runs, from, to)
 }
 
 /// `check-series --tests --first-bad TEST`: the bisection first (its own boot count in
@@ -290,30 +305,27 @@ pub fn matrix_and_first_bad(
     to: usize,
 ) -> Result<Exit> {
     let dir = mode_dir(plan)?;
-    let mut memo = Memo::new();
-    let bisect = first_bad_in(&dir, &mut memo, plan, series, test, from, to)?;
-    let probed = memo.len();
-    let m = matrix_in(&dir, &mut memo, plan, series, from, to)?;
+    let mut runs = Prefixes::of(plan, series, &dir);
+    both_in(&dir, &mut runs, test, from, to)
+}
+
+fn both_in(dir: &Path, runs: &mut Prefixes, test: &str, from: usize, to: usize) -> Result<Exit> {
+    let bisect = first_bad_in(dir, runs, test, from, to)?;
+    let probed = runs.memo.len();
+    let m = matrix_in(dir, runs, from, to)?;
     println!(
-        "{} prefixes booted once each: {probed} by the bisection, {} more for the matrix",
-        memo.len(),
-        memo.len() - probed
+        "{} prefixes built and booted once each: {probed} by the bisection, {} more for the matrix",
+        runs.memo.len(),
+        runs.memo.len() - probed
     );
     Ok(std::cmp::max_by_key(bisect, m, |e| *e as u8))
 }
 
-fn matrix_in(
-    dir: &Path,
-    memo: &mut Memo,
-    plan: &RunPlan,
-    series: &Series,
-    from: usize,
-    to: usize,
-) -> Result<Exit> {
+fn matrix_in(dir: &Path, runs: &mut Prefixes, from: usize, to: usize) -> Result<Exit> {
     let mut prefixes = Vec::new();
     let mut worst = Exit::Ok;
     for i in from..=to {
-        let p = prefix_once(memo, plan, series, i, dir)?;
+        let p = runs.get(i)?;
         if p.exit == Exit::Setup as u8 {
             worst = Exit::Setup;
         }
@@ -382,14 +394,13 @@ pub fn first_bad(
     to: usize,
 ) -> Result<Exit> {
     let dir = mode_dir(plan)?;
-    first_bad_in(&dir, &mut Memo::new(), plan, series, test, from, to)
+    let mut runs = Prefixes::of(plan, series, &dir);
+    first_bad_in(&dir, &mut runs, test, from, to)
 }
 
 fn first_bad_in(
     dir: &Path,
-    memo: &mut Memo,
-    plan: &RunPlan,
-    series: &Series,
+    runs: &mut Prefixes,
     test: &str,
     from: usize,
     to: usize,
@@ -397,7 +408,7 @@ fn first_bad_in(
     let mut boots = 0;
     let mut probe = |i: usize, boots: &mut usize| -> Result<bool> {
         *boots += 1;
-        let p = prefix_once(memo, plan, series, i, dir)?;
+        let p = runs.get(i)?;
         bad_at(&p, test).ok_or_else(|| {
             setup_error(format!(
                 "--first-bad: prefix {i} ({}) stopped before its tests: {}",
@@ -425,7 +436,7 @@ fn first_bad_in(
             good = mid;
         }
     }
-    let patch = &series.patches[bad - 1].name;
+    let patch = runs.get(bad)?.patch;
     let result = serde_json::json!({
         "test": test, "first_bad": bad, "patch": patch, "boots": boots,
         "from": from, "to": to,
@@ -436,7 +447,7 @@ fn first_bad_in(
     )?;
     println!(
         "first bad: patch {bad}/{} {patch} (first breaks {test:?}); {boots} builds and boots for {} prefixes",
-        series.patches.len(),
+        runs.n,
         to - from + 1
     );
     Ok(Exit::Mismatch)
@@ -526,6 +537,37 @@ mod tests {
             && c.to == "PASS"
             && c.at == 1));
         assert!(ch.iter().all(|c| !c.regression));
+    }
+
+    #[test]
+    fn tests_and_first_bad_together_run_each_prefix_once() {
+        // Test `a` passes up to prefix 10 and fails from 11 on (patch 11 breaks it).
+        let runs_seen = std::cell::RefCell::new(Vec::new());
+        let mut runs = Prefixes::new(16, |i| {
+            runs_seen.borrow_mut().push(i);
+            let v = if i >= 11 { "FAIL" } else { "PASS" };
+            Ok(prefix(i, &[("s: a", v), ("s: b", "PASS")]))
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let exit = both_in(dir.path(), &mut runs, "a", 9, 12).unwrap();
+        assert_eq!(exit, Exit::Mismatch);
+        let mut seen = runs_seen.borrow().clone();
+        let bisection: Vec<usize> = seen.clone();
+        seen.sort();
+        assert_eq!(seen, vec![9, 10, 11, 12], "each prefix once: {bisection:?}");
+        let fb: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("first-bad.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(fb["first_bad"], 11);
+        assert_eq!(fb["patch"], "p11");
+        assert_eq!(fb["boots"], 4);
+        let md = std::fs::read_to_string(dir.path().join("matrix.md")).unwrap();
+        assert!(md.contains("p11 breaks `s: a` (PASS -> FAIL)"), "{md}");
+        assert!(
+            md.contains("| 9 | p9 |") && md.contains("| 12 | p12 |"),
+            "{md}"
+        );
     }
 
     #[test]
