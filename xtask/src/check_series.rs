@@ -36,8 +36,9 @@ pub struct Options {
     #[arg(long)]
     pub tests: bool,
     /// Binary search for the first patch where this test (`name` or `suite: name`)
-    /// fails: about log2(N) builds and boots.
-    #[arg(long, conflicts_with = "tests")]
+    /// fails: about log2(N) builds and boots. With --tests, the bisection runs first
+    /// and the matrix reuses its prefixes: each prefix is built and booted once.
+    #[arg(long)]
     pub first_bad: Option<String>,
     /// Start at this prefix (patches applied; 0 = the base).
     #[arg(long)]
@@ -147,22 +148,35 @@ pub fn main(o: Options, target: &Target) -> Result<Exit> {
         return finish(problems);
     }
 
-    // The per-patch modes judge tests; checkpatch's verdict is printed above.
-    if (o.tests || o.first_bad.is_some()) && !problems.is_empty() {
-        eprintln!(
-            "    (checkpatch: {} problem(s), listed above; the tests run anyway)",
-            problems.len()
-        );
-    } else if !problems.is_empty() {
+    // The per-patch modes run the tests whatever checkpatch said, and then fail on
+    // its ERRORs as plain check-series does (exit 2): with a prefix that does not
+    // build also exit 2, `--tests` checks everything check-series checks.
+    if o.tests || o.first_bad.is_some() {
+        if !problems.is_empty() {
+            eprintln!(
+                "    (checkpatch: {} problem(s), listed above; the tests run anyway)",
+                problems.len()
+            );
+        }
+        drop(lock);
+        let exit = match (&o.first_bad, o.tests) {
+            (Some(test), true) => {
+                crate::per_patch::matrix_and_first_bad(&plan, &series, test, from, to)?
+            }
+            (Some(test), false) => crate::per_patch::first_bad(&plan, &series, test, from, to)?,
+            (None, _) => crate::per_patch::matrix(&plan, &series, from, to)?,
+        };
+        if !problems.is_empty() {
+            return Err(setup_error(format!(
+                "check-series: the tests ran (their verdict: exit {}), but {}",
+                exit as u8,
+                problems.join("\n")
+            )));
+        }
+        return Ok(exit);
+    }
+    if !problems.is_empty() {
         return finish(problems);
-    }
-    if let Some(test) = &o.first_bad {
-        drop(lock);
-        return crate::per_patch::first_bad(&plan, &series, test, from, to);
-    }
-    if o.tests {
-        drop(lock);
-        return crate::per_patch::matrix(&plan, &series, from, to);
     }
 
     // Every prefix in the per-version working copy and its build directory, the same

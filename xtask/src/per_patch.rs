@@ -85,19 +85,15 @@ pub fn run_prefix(plan: &RunPlan, series: &Series, i: usize, dir: &Path) -> Resu
             .and_then(|r| r.timings.iter().find(|(n, _)| n == name).map(|(_, s)| *s))
             .unwrap_or(0.0)
     };
-    let mut verdicts = BTreeMap::new();
-    if let Some(j) = &f.judgement {
-        for t in &j.tests {
-            let mut key = format!("{}: {}", t.suite, stable_name(&t.name));
-            // Two tests that differ only in their numbers stay two.
-            let mut n = 1;
-            while verdicts.contains_key(&key) {
-                n += 1;
-                key = format!("{}: {} (#{n})", t.suite, stable_name(&t.name));
-            }
-            verdicts.insert(key, status_word(t.status).to_string());
-        }
-    }
+    let verdicts = match &f.judgement {
+        Some(j) => verdict_map(
+            j.suites.iter().map(|s| (s.name.as_str(), s.status)),
+            j.tests
+                .iter()
+                .map(|t| (t.suite.as_str(), t.name.as_str(), t.status)),
+        ),
+        None => BTreeMap::new(),
+    };
     Ok(Prefix {
         applied: i,
         patch,
@@ -113,13 +109,52 @@ pub fn run_prefix(plan: &RunPlan, series: &Series, i: usize, dir: &Path) -> Resu
     })
 }
 
+/// The key of a suite's own verdict in the matrix: a suite skipped whole (`1..0 #
+/// SKIP`, a missing feature) has no test lines, so its SKIP -> PASS shows here.
+pub const SUITE_ROW: &str = "(suite)";
+
+/// `suite: test` -> status word, plus one `suite: (suite)` row per suite. A test the
+/// judge lists without a name (planned, never reported: the suite bailed out) is left
+/// to its suite's row, not 118 rows of nothing.
+pub fn verdict_map<'a>(
+    suites: impl Iterator<Item = (&'a str, Status)>,
+    tests: impl Iterator<Item = (&'a str, &'a str, Status)>,
+) -> BTreeMap<String, String> {
+    let mut verdicts = BTreeMap::new();
+    for (suite, status) in suites {
+        verdicts.insert(
+            format!("{suite}: {SUITE_ROW}"),
+            status_word(status).to_string(),
+        );
+    }
+    for (suite, name, status) in tests {
+        if name.trim().is_empty() {
+            continue;
+        }
+        let mut key = format!("{suite}: {}", stable_name(name));
+        // Two tests that differ only in their numbers stay two.
+        let mut n = 1;
+        while verdicts.contains_key(&key) {
+            n += 1;
+            key = format!("{suite}: {} (#{n})", stable_name(name));
+        }
+        verdicts.insert(key, status_word(status).to_string());
+    }
+    verdicts
+}
+
 /// A test's name with its measured figures replaced (`transact_test Extra pages 49
 /// (0.1%)` names one test on every run, whatever it counted).
+/// So is a trailing parenthesised count (`unpopulated_scan_test ... (16, 0 of 16)`).
 pub fn stable_name(name: &str) -> String {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    static TAIL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| regex::Regex::new(r"\d+(\.\d+)?%?").expect("valid"));
+    let tail = TAIL.get_or_init(|| regex::Regex::new(r"\([^()]*\d[^()]*\)$").expect("valid"));
     if name.contains("Extra pages") || name.contains('%') {
         re.replace_all(name, "#").into_owned()
+    } else if let Some(m) = tail.find(name) {
+        format!("{}{}", &name[..m.start()], re.replace_all(m.as_str(), "#"))
     } else {
         name.to_string()
     }
@@ -213,22 +248,93 @@ pub fn mode_dir(plan: &RunPlan) -> Result<PathBuf> {
     crate::util::stamped_dir(&base)
 }
 
+/// The prefixes of one invocation: each is run (built and booted) at most once, and
+/// the combined `--tests --first-bad` mode reuses whichever the other part ran (same
+/// process, same inputs: nothing to invalidate).
+pub struct Prefixes<'a> {
+    pub memo: BTreeMap<usize, Prefix>,
+    /// Patches in the series.
+    pub n: usize,
+    run: Box<dyn FnMut(usize) -> Result<Prefix> + 'a>,
+}
+
+impl<'a> Prefixes<'a> {
+    pub fn new(n: usize, run: impl FnMut(usize) -> Result<Prefix> + 'a) -> Prefixes<'a> {
+        Prefixes {
+            memo: BTreeMap::new(),
+            n,
+            run: Box::new(run),
+        }
+    }
+
+    fn of(plan: &'a RunPlan, series: &'a Series, dir: &'a Path) -> Prefixes<'a> {
+        Prefixes::new(series.patches.len(), move |i| {
+            run_prefix(plan, series, i, dir)
+        })
+    }
+
+    pub fn get(&mut self, i: usize) -> Result<Prefix> {
+        if let Some(p) = self.memo.get(&i) {
+            eprintln!(
+                "\n==> prefix {i}/{}: {} (run above, reused)",
+                self.n, p.patch
+            );
+            return Ok(p.clone());
+        }
+        let p = (self.run)(i)?;
+        self.memo.insert(i, p.clone());
+        Ok(p)
+    }
+}
+
 /// `check-series --tests`: every prefix from..=to, the matrix, exit 1 on a regression.
 pub fn matrix(plan: &RunPlan, series: &Series, from: usize, to: usize) -> Result<Exit> {
     let dir = mode_dir(plan)?;
+    let mut runs = Prefixes::of(plan, series, &dir);
+    matrix_in(&dir, &mut runs, from, to)
+}
+
+/// `check-series --tests --first-bad TEST`: the bisection first (its own boot count in
+/// `first-bad.json`), then the rest of the window for the matrix, reusing the
+/// bisection's prefixes: each prefix is built and booted once.
+pub fn matrix_and_first_bad(
+    plan: &RunPlan,
+    series: &Series,
+    test: &str,
+    from: usize,
+    to: usize,
+) -> Result<Exit> {
+    let dir = mode_dir(plan)?;
+    let mut runs = Prefixes::of(plan, series, &dir);
+    both_in(&dir, &mut runs, test, from, to)
+}
+
+fn both_in(dir: &Path, runs: &mut Prefixes, test: &str, from: usize, to: usize) -> Result<Exit> {
+    let bisect = first_bad_in(dir, runs, test, from, to)?;
+    let probed = runs.memo.len();
+    let m = matrix_in(dir, runs, from, to)?;
+    println!(
+        "{} prefixes built and booted once each: {probed} by the bisection, {} more for the matrix",
+        runs.memo.len(),
+        runs.memo.len() - probed
+    );
+    Ok(std::cmp::max_by_key(bisect, m, |e| *e as u8))
+}
+
+fn matrix_in(dir: &Path, runs: &mut Prefixes, from: usize, to: usize) -> Result<Exit> {
     let mut prefixes = Vec::new();
     let mut worst = Exit::Ok;
     for i in from..=to {
-        let p = run_prefix(plan, series, i, &dir)?;
+        let p = runs.get(i)?;
         if p.exit == Exit::Setup as u8 {
             worst = Exit::Setup;
         }
         prefixes.push(p);
         // Keep the report current: an interrupted run still leaves one.
-        write_reports(&dir, &prefixes, &changes(&prefixes))?;
+        write_reports(dir, &prefixes, &changes(&prefixes))?;
     }
     let ch = changes(&prefixes);
-    let md = write_reports(&dir, &prefixes, &ch)?;
+    let md = write_reports(dir, &prefixes, &ch)?;
     if let Some(last) = prefixes.last() {
         let _ = std::fs::copy(last.run_dir.join("junit.xml"), dir.join("junit.xml"));
     }
@@ -288,10 +394,21 @@ pub fn first_bad(
     to: usize,
 ) -> Result<Exit> {
     let dir = mode_dir(plan)?;
+    let mut runs = Prefixes::of(plan, series, &dir);
+    first_bad_in(&dir, &mut runs, test, from, to)
+}
+
+fn first_bad_in(
+    dir: &Path,
+    runs: &mut Prefixes,
+    test: &str,
+    from: usize,
+    to: usize,
+) -> Result<Exit> {
     let mut boots = 0;
-    let probe = |i: usize, boots: &mut usize| -> Result<bool> {
+    let mut probe = |i: usize, boots: &mut usize| -> Result<bool> {
         *boots += 1;
-        let p = run_prefix(plan, series, i, &dir)?;
+        let p = runs.get(i)?;
         bad_at(&p, test).ok_or_else(|| {
             setup_error(format!(
                 "--first-bad: prefix {i} ({}) stopped before its tests: {}",
@@ -319,7 +436,7 @@ pub fn first_bad(
             good = mid;
         }
     }
-    let patch = &series.patches[bad - 1].name;
+    let patch = runs.get(bad)?.patch;
     let result = serde_json::json!({
         "test": test, "first_bad": bad, "patch": patch, "boots": boots,
         "from": from, "to": to,
@@ -330,7 +447,7 @@ pub fn first_bad(
     )?;
     println!(
         "first bad: patch {bad}/{} {patch} (first breaks {test:?}); {boots} builds and boots for {} prefixes",
-        series.patches.len(),
+        runs.n,
         to - from + 1
     );
     Ok(Exit::Mismatch)
@@ -391,12 +508,80 @@ mod tests {
     }
 
     #[test]
+    fn a_suite_skipped_whole_has_a_row_that_goes_skip_to_pass() {
+        let before = verdict_map(
+            [("regressions", Status::Skip), ("ioctl", Status::Crashed)].into_iter(),
+            [
+                ("ioctl", "", Status::Crashed),
+                ("ioctl", "", Status::Crashed),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(before.len(), 2, "{before:?}");
+        assert_eq!(before["regressions: (suite)"], "SKIP");
+        let after = verdict_map(
+            [("regressions", Status::Pass), ("ioctl", Status::Pass)].into_iter(),
+            [
+                ("regressions", "a", Status::Pass),
+                ("ioctl", "b", Status::Pass),
+            ]
+            .into_iter(),
+        );
+        let mut p0 = prefix(0, &[]);
+        p0.verdicts = before;
+        let mut p1 = prefix(1, &[]);
+        p1.verdicts = after;
+        let ch = changes(&[p0, p1]);
+        assert!(ch.iter().any(|c| c.test == "regressions: (suite)"
+            && c.from == "SKIP"
+            && c.to == "PASS"
+            && c.at == 1));
+        assert!(ch.iter().all(|c| !c.regression));
+    }
+
+    #[test]
+    fn tests_and_first_bad_together_run_each_prefix_once() {
+        // Test `a` passes up to prefix 10 and fails from 11 on (patch 11 breaks it).
+        let runs_seen = std::cell::RefCell::new(Vec::new());
+        let mut runs = Prefixes::new(16, |i| {
+            runs_seen.borrow_mut().push(i);
+            let v = if i >= 11 { "FAIL" } else { "PASS" };
+            Ok(prefix(i, &[("s: a", v), ("s: b", "PASS")]))
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let exit = both_in(dir.path(), &mut runs, "a", 9, 12).unwrap();
+        assert_eq!(exit, Exit::Mismatch);
+        let mut seen = runs_seen.borrow().clone();
+        let bisection: Vec<usize> = seen.clone();
+        seen.sort();
+        assert_eq!(seen, vec![9, 10, 11, 12], "each prefix once: {bisection:?}");
+        let fb: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("first-bad.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(fb["first_bad"], 11);
+        assert_eq!(fb["patch"], "p11");
+        assert_eq!(fb["boots"], 4);
+        let md = std::fs::read_to_string(dir.path().join("matrix.md")).unwrap();
+        assert!(md.contains("p11 breaks `s: a` (PASS -> FAIL)"), "{md}");
+        assert!(
+            md.contains("| 9 | p9 |") && md.contains("| 12 | p12 |"),
+            "{md}"
+        );
+    }
+
+    #[test]
     fn measured_figures_do_not_make_a_new_test() {
         assert_eq!(
             stable_name("transact_test Extra pages 49 (0.1%), extra thread faults 49."),
             stable_name("transact_test Extra pages 0 (0.0%), extra thread faults 0.")
         );
         assert_eq!(stable_name("Walk_end: 1 max page"), "Walk_end: 1 max page");
+        assert_eq!(
+            stable_name("unpopulated_scan_test written by both paths (16, 0 of 16)"),
+            stable_name("unpopulated_scan_test written by both paths (0, 0 of 16)")
+        );
+        assert_eq!(stable_name("Sanity (2 pages)"), "Sanity (# pages)");
     }
 
     #[test]
