@@ -164,10 +164,7 @@ pub fn base_markdown(base: &Bench, series: &Bench, rows: &[BaseRow]) -> String {
                 r.series_median_ns
                     .map_or("-".into(), |x| format!("{:.3}", x / 1000.0)),
             ),
-            Cell::Round { .. } => (
-                us_or(r.base_median_ns, "-"),
-                us_or(r.series_median_ns, "-"),
-            ),
+            Cell::Round { .. } => (us_or(r.base_median_ns, "-"), us_or(r.series_median_ns, "-")),
         };
         let _ = writeln!(
             s,
@@ -329,10 +326,16 @@ mod tests {
     fn agreement_is_per_cell_within_the_tolerance() {
         let a = scaled(1.0);
         let rows = agree_rows(&a, &scaled(1.05), 0.10);
-        assert!(!rows.is_empty() && rows.iter().all(|r| r.agrees), "{rows:?}");
+        assert!(
+            !rows.is_empty() && rows.iter().all(|r| r.agrees),
+            "{rows:?}"
+        );
         let rows = agree_rows(&a, &scaled(1.2), 0.10);
         assert!(rows.iter().all(|r| !r.agrees), "{rows:?}");
         let md = agree_markdown(&a, &scaled(1.2), &rows, 0.10);
-        assert!(md.contains("**DISAGREES**") && md.contains("0 of 1 cells agree"), "{md}");
+        assert!(
+            md.contains("**DISAGREES**") && md.contains("0 of 1 cells agree"),
+            "{md}"
+        );
     }
 }

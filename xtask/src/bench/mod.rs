@@ -27,8 +27,7 @@ pub mod compare;
 pub mod plot;
 pub mod report;
 
-use crate::initramfs::GUEST_TARGET;
-use crate::util::{project_root, setup_error, target_dir, Exit, Failure};
+use crate::util::{setup_error, target_dir, Exit, Failure};
 use anyhow::{Context, Result};
 use report::{Bench, Environment};
 use std::io::{BufRead, BufReader, Write};
@@ -287,33 +286,11 @@ fn guest(o: &Options, name: &str) -> Result<Exit> {
     Ok(worst)
 }
 
-/// Builds the program the way the initramfs builds guest binaries (same target dir,
-/// target and flags: the build is shared), returns its path.
+/// Builds the program with the initramfs' guest build (same target dir, target and
+/// flags: the build is shared), returns its path.
 fn build() -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let tdir = target_dir().join("guest");
     eprintln!("==> bench: building pagemap_bench");
-    let out = duct::cmd!(
-        cargo,
-        "build",
-        "--release",
-        "--quiet",
-        "--target",
-        GUEST_TARGET,
-        "--target-dir",
-        &tdir,
-        "-p",
-        "mm-selftests",
-        "--bin",
-        "pagemap_bench"
-    )
-    .dir(project_root())
-    .env("RUSTFLAGS", "-C target-feature=+crt-static");
-    crate::util::run_captured(out, "bench: building pagemap_bench (cargo build)", 40)?;
-    Ok(tdir
-        .join(GUEST_TARGET)
-        .join("release")
-        .join("pagemap_bench"))
+    Ok(crate::initramfs::build_guest(Some(&["pagemap_bench"]))?.join("pagemap_bench"))
 }
 
 /// Runs `cmd`, printing its stdout as it comes and saving it to `log`.
