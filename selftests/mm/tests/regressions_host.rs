@@ -16,7 +16,7 @@ use ktap::{Status, Test};
 use std::io::Write;
 
 /// The suite's test names, in order (stable: the harness keys expectations on them).
-const NAMES: [&str; 37] = [
+const NAMES: [&str; 38] = [
     "wp_matching_skips_vma_without_uffd_wp",
     "check_wpasync_eperm_on_vma_without_uffd_wp",
     "scan_without_vec_or_wp_matching_changes_no_pte",
