@@ -140,32 +140,39 @@ pub fn layout(init: Vec<u8>, suites: Vec<(String, Vec<u8>)>) -> Vec<Entry> {
 /// The guest crates' binaries, built static for the one target this machine has.
 pub const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// Builds `/init` and the Rust suites; returns the directory holding them.
-pub fn build_guest() -> Result<PathBuf> {
+/// Builds `/init` and the Rust suites (`bins` None) or only these `mm-selftests`
+/// binaries; returns the directory holding them.
+pub fn build_guest(bins: Option<&[&str]>) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let tdir = target_dir().join("guest");
-    let out = duct::cmd!(
-        cargo,
-        "build",
-        "--release",
-        "--quiet",
-        "--target",
-        GUEST_TARGET,
-        "--target-dir",
-        &tdir,
-        "-p",
-        "guest-init",
-        "-p",
-        "mm-selftests",
-        "--bins"
-    )
-    .dir(project_root())
-    .env("RUSTFLAGS", "-C target-feature=+crt-static");
-    run_captured(
-        out,
-        "initramfs: building the guest binaries (cargo build)",
-        40,
-    )?;
+    let mut args: Vec<std::ffi::OsString> = ["build", "--release", "--quiet", "--target"]
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    args.push(GUEST_TARGET.into());
+    args.push("--target-dir".into());
+    args.push(tdir.clone().into());
+    let what = match bins {
+        None => {
+            args.extend(["-p", "guest-init", "-p", "mm-selftests", "--bins"].map(Into::into));
+            "initramfs: building the guest binaries (cargo build)".to_string()
+        }
+        Some(list) => {
+            args.extend(["-p", "mm-selftests"].map(Into::into));
+            for b in list {
+                args.push("--bin".into());
+                args.push(b.into());
+            }
+            format!(
+                "building {} for the guest target (cargo build)",
+                list.join(", ")
+            )
+        }
+    };
+    let out = duct::cmd(cargo, args)
+        .dir(project_root())
+        .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    run_captured(out, &what, 40)?;
     Ok(tdir.join(GUEST_TARGET).join("release"))
 }
 

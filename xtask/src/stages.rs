@@ -304,7 +304,7 @@ pub fn pack(plan: &RunPlan, p: &Prepared, b: &Built, log: &mut RunLog) -> Stage<
         StageName::Initramfs,
         Some(("initramfs", "static guest binaries + newc cpio".into())),
         || {
-            let bins = initramfs::build_guest()?;
+            let bins = initramfs::build_guest(None)?;
             let init = initramfs::read_static(&bins.join("init"))?;
             let mut members = Vec::new();
             // A suite may be listed more than once (timing runs): one copy in the archive.

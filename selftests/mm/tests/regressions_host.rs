@@ -13,9 +13,10 @@ mod host;
 
 use common::Suite;
 use ktap::{Status, Test};
+use std::io::Write;
 
 /// The suite's test names, in order (stable: the harness keys expectations on them).
-const NAMES: [&str; 37] = [
+const NAMES: [&str; 38] = [
     "wp_matching_skips_vma_without_uffd_wp",
     "check_wpasync_eperm_on_vma_without_uffd_wp",
     "scan_without_vec_or_wp_matching_changes_no_pte",
@@ -32,6 +33,7 @@ const NAMES: [&str; 37] = [
     "walk_end_resume_inside_thp",
     "walk_end_resume_wp_matching",
     "walk_end_resume_wp_matching_thp",
+    "walk_end_after_bounce_buffer_refill",
     "soft_dirty_agrees_anon",
     "soft_dirty_agrees_thp",
     "soft_dirty_agrees_file",
@@ -54,6 +56,33 @@ const NAMES: [&str; 37] = [
     "hugetlb_hole_wp_matching",
     "thp_subrange_wp_matching_without_vec",
 ];
+
+/// Kernel bugs the host kernel may carry (unfixed upstream when written): each test
+/// may fail here only with its diagnosis, and the failure is written to the real
+/// stderr as a `host-known-bug:` line, not hidden. Passing is fine (a fixed host).
+const HOST_KNOWN_BUGS: [(&str, &str); 1] = [(
+    // do_pagemap_scan() keeps the walk_end of a bounce-buffer refill when the walk
+    // then completes (6.7 to 7.2.13 at least; the host's 6.18 too).
+    "walk_end_after_bounce_buffer_refill",
+    "the stale walk_end of a bounce-buffer refill",
+)];
+
+/// The [`HOST_KNOWN_BUGS`] tests that failed with their diagnosis (each reported).
+fn known_bug_failures(doc: &Test) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    for (name, diagnosis) in HOST_KNOWN_BUGS {
+        let Some(t) = doc.subtest(name) else { continue };
+        if t.status == Status::Fail && t.diagnostics.iter().any(|d| d.contains(diagnosis)) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "host-known-bug: regressions_host::{name}: {}",
+                t.diagnostics.join(" | ")
+            );
+            v.push(name);
+        }
+    }
+    v
+}
 
 const SOFT_DIRTY_TESTS: [&str; 4] = [
     "soft_dirty_agrees_anon",
@@ -128,9 +157,16 @@ fn regressions_on_host_kernel() {
     let (doc, out, code) = ran(&[]);
     assert_eq!(names(&doc), NAMES, "{out}");
     let c = doc.counts();
-    if !common::kernel_may_fail(SUITE.name, c.failures(), &out) {
-        assert_eq!(c.failures(), 0, "not ok on the host kernel:\n{out}");
-        assert_eq!(code, ktap::KSFT_PASS, "{out}");
+    let known = known_bug_failures(&doc).len() as u32;
+    let failures = c.failures() - known;
+    if !common::kernel_may_fail(SUITE.name, failures, &out) {
+        assert_eq!(failures, 0, "not ok on the host kernel:\n{out}");
+        let want = if known > 0 {
+            ktap::KSFT_FAIL
+        } else {
+            ktap::KSFT_PASS
+        };
+        assert_eq!(code, want, "{out}");
     }
 
     // Skips must name their cause, and only what the host lacks may skip.
@@ -177,7 +213,11 @@ fn forced_soft_dirty_fails_where_soft_dirty_is_missing() {
         assert_eq!(status_of(&doc, t), Status::Fail, "{t} must fail:\n{out}");
     }
     // Nothing else changes.
-    for t in NAMES.iter().filter(|n| !SOFT_DIRTY_TESTS.contains(n)) {
+    let known = known_bug_failures(&doc);
+    for t in NAMES
+        .iter()
+        .filter(|n| !SOFT_DIRTY_TESTS.contains(n) && !known.contains(n))
+    {
         assert_ne!(status_of(&doc, t), Status::Fail, "{t}:\n{out}");
     }
 }

@@ -10,17 +10,24 @@
 //! - `bench.json`: the environment, its note and every record;
 //! - `round.svg`, `fault.svg`: the plots.
 //!
+//! `--compare-base` (with `--target`) runs it on the base kernel too (`base/` and
+//! `series/`) and writes `compare.md` + `compare.json`: per cell both medians, their
+//! ratio, and the cells that got slower by more than the runs' spread.
+//! `--agree RUN1 RUN2` checks two runs (run directories or record files) of one
+//! kernel: per cell, do the ratios between approaches agree within 10%
+//! (`agree.md` + `agree.json`; exit 1 when a cell disagrees).
+//!
 //! `--host` runs the program on this machine. `--from FILE` renders the report of a
 //! saved run offline (a records.json, output.tap or results.ktap), with `--env`.
 //! Exit: 0 every present approach measured correctly; 1 an error or wrong answer in
 //! some cell; 2 set-up (build, bad input); 3 the program crashed or its output was
 //! cut short.
 
+pub mod compare;
 pub mod plot;
 pub mod report;
 
-use crate::initramfs::GUEST_TARGET;
-use crate::util::{project_root, setup_error, target_dir, Exit, Failure};
+use crate::util::{setup_error, target_dir, Exit, Failure};
 use anyhow::{Context, Result};
 use report::{Bench, Environment};
 use std::io::{BufRead, BufReader, Write};
@@ -50,12 +57,86 @@ pub struct Options {
     /// in the same run directory (base/ and series/).
     #[arg(long, requires = "target")]
     pub compare_base: bool,
+    /// Check that two runs (run directories or record files) agree: per cell, the
+    /// ratios between approaches within 10%.
+    #[arg(long, num_args = 2, value_names = ["RUN1", "RUN2"],
+          conflicts_with_all = ["host", "from", "target"])]
+    pub agree: Vec<PathBuf>,
     /// The run directory (default target/bench/<time>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
+/// The tolerance of `--agree`.
+pub const AGREE_TOLERANCE: f64 = 0.10;
+
+/// The records of a saved run: a file, or a run directory (its records.json, else the
+/// results.ktap or output.tap in it or in its guest/ or series/).
+fn load_run(path: &Path) -> Result<Bench> {
+    let file = if path.is_dir() {
+        let candidates = [
+            "records.json",
+            "results.ktap",
+            "output.tap",
+            "guest/results.ktap",
+            "series/results.ktap",
+        ];
+        candidates
+            .iter()
+            .map(|c| path.join(c))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                setup_error(format!(
+                    "bench: {} has none of {}",
+                    path.display(),
+                    candidates.join(", ")
+                ))
+            })?
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| setup_error(format!("bench: reading {}: {e}", file.display())))?;
+    report::parse(&text).map_err(|e| setup_error(format!("bench: {}: {e:#}", file.display())))
+}
+
+fn agree(o: &Options) -> Result<Exit> {
+    let (r1, r2) = (load_run(&o.agree[0])?, load_run(&o.agree[1])?);
+    let rows = compare::agree_rows(&r1, &r2, AGREE_TOLERANCE);
+    if rows.is_empty() {
+        return Err(setup_error(
+            "bench --agree: the runs have no round cell in common with a ratio to \
+             PAGEMAP_SCAN (is it absent, or are these different kernels?)",
+        ));
+    }
+    let dir = match &o.out {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => run_dir()?,
+    };
+    let md = compare::agree_markdown(&r1, &r2, &rows, AGREE_TOLERANCE);
+    std::fs::write(dir.join("agree.md"), &md)?;
+    std::fs::write(
+        dir.join("agree.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "run1": o.agree[0], "run2": o.agree[1], "tolerance": AGREE_TOLERANCE,
+            "cells": rows,
+        }))?,
+    )?;
+    println!("{md}\nreport: {}", dir.display());
+    Ok(if rows.iter().all(|r| r.agrees) {
+        Exit::Ok
+    } else {
+        Exit::Mismatch
+    })
+}
+
 pub fn main(o: Options) -> Result<Exit> {
+    if !o.agree.is_empty() {
+        return agree(&o);
+    }
     if let Some(from) = &o.from {
         let env = Environment::parse(&o.env).map_err(|e| setup_error(format!("--env: {e}")))?;
         let text = std::fs::read_to_string(from)
@@ -155,6 +236,7 @@ fn guest(o: &Options, name: &str) -> Result<Exit> {
         runs[0].0 = "guest";
     }
     let mut worst = Exit::Ok;
+    let mut benches: Vec<(&str, Bench)> = Vec::new();
     for (label, mut p) in runs {
         let sub = dir.join(label);
         p.out = Some(sub.clone());
@@ -168,7 +250,9 @@ fn guest(o: &Options, name: &str) -> Result<Exit> {
         let exit = match report::parse(&text) {
             Ok(b) => {
                 eprintln!("==> bench: {label} ({})", plan.target);
-                write_report(&b, env, &sub)?
+                let exit = write_report(&b, env, &sub)?;
+                benches.push((label, b));
+                exit
             }
             Err(e) => {
                 eprintln!("bench: {label}: no readable records: {e:#}");
@@ -181,37 +265,32 @@ fn guest(o: &Options, name: &str) -> Result<Exit> {
             |e| *e as u8,
         );
     }
+    if let [("series", series), ("base", base)] = &benches[..] {
+        let rows = compare::base_rows(base, series);
+        let md = compare::base_markdown(base, series, &rows);
+        std::fs::write(dir.join("compare.md"), &md)?;
+        std::fs::write(
+            dir.join("compare.json"),
+            serde_json::to_string_pretty(&serde_json::json!({
+                "base_kernel": base.meta.kernel,
+                "series_kernel": series.meta.kernel,
+                "cells": rows,
+            }))?,
+        )?;
+        println!("{md}");
+    } else if o.compare_base {
+        eprintln!("bench --compare-base: a side has no readable records: no comparison");
+        worst = std::cmp::max_by_key(worst, Exit::Crash, |e| *e as u8);
+    }
     println!("bench reports in {}", dir.display());
     Ok(worst)
 }
 
-/// Builds the program the way the initramfs builds guest binaries (same target dir,
-/// target and flags: the build is shared), returns its path.
+/// Builds the program with the initramfs' guest build (same target dir, target and
+/// flags: the build is shared), returns its path.
 fn build() -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let tdir = target_dir().join("guest");
     eprintln!("==> bench: building pagemap_bench");
-    let out = duct::cmd!(
-        cargo,
-        "build",
-        "--release",
-        "--quiet",
-        "--target",
-        GUEST_TARGET,
-        "--target-dir",
-        &tdir,
-        "-p",
-        "mm-selftests",
-        "--bin",
-        "pagemap_bench"
-    )
-    .dir(project_root())
-    .env("RUSTFLAGS", "-C target-feature=+crt-static");
-    crate::util::run_captured(out, "bench: building pagemap_bench (cargo build)", 40)?;
-    Ok(tdir
-        .join(GUEST_TARGET)
-        .join("release")
-        .join("pagemap_bench"))
+    Ok(crate::initramfs::build_guest(Some(&["pagemap_bench"]))?.join("pagemap_bench"))
 }
 
 /// Runs `cmd`, printing its stdout as it comes and saving it to `log`.

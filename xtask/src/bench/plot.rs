@@ -51,6 +51,52 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("plotting: {e}")
 }
 
+/// The lines of a plot (one per approach: the medians joined, a dot of `dot` px on
+/// each, min-p90 bars `bar` px wide) and their legend; the same for both plots, whose
+/// x axes differ (log N, linear thread count).
+fn draw_lines<'a, DB, X>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, LogCoord<f64>>>,
+    series: &[(String, Points)],
+    dot: i32,
+    bar: u32,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+{
+    for (i, (label, pts)) in series.iter().enumerate() {
+        let c = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter().map(|&(x, m, _, _)| (x, m)),
+                c.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(legend(label))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|&(x, m, _, _)| Circle::new((x, m), dot, c.filled())),
+            )
+            .map_err(err)?;
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|&(x, m, lo, hi)| ErrorBar::new_vertical(x, lo, m, hi, c, bar)),
+            )
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
 /// Microseconds per round over N pages, for `w_of_n`; log-log.
 pub fn round_svg(b: &Bench, w_of_n: &str, env: Environment) -> Result<String> {
     let sizes = b.sizes();
@@ -105,38 +151,7 @@ pub fn round_svg(b: &Bench, w_of_n: &str, env: Environment) -> Result<String> {
             .y_label_formatter(&|v| format!("{v}"))
             .draw()
             .map_err(err)?;
-        for (i, (label, pts)) in series.iter().enumerate() {
-            let c = PALETTE[i % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(
-                    pts.iter().map(|&(n, m, _, _)| (n, m)),
-                    c.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(legend(label))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
-            chart
-                .draw_series(
-                    pts.iter()
-                        .map(|&(n, m, _, _)| Circle::new((n, m), 3, c.filled())),
-                )
-                .map_err(err)?;
-            chart
-                .draw_series(
-                    pts.iter()
-                        .map(|&(n, m, lo, hi)| ErrorBar::new_vertical(n, lo, m, hi, c, 6)),
-                )
-                .map_err(err)?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(err)?;
+        draw_lines(&mut chart, &series, 3, 6)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
@@ -197,38 +212,7 @@ pub fn fault_svg(b: &Bench, env: Environment) -> Result<String> {
             .y_label_formatter(&|v| format!("{v}"))
             .draw()
             .map_err(err)?;
-        for (i, (label, pts)) in series.iter().enumerate() {
-            let c = PALETTE[i % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(
-                    pts.iter().map(|&(t, m, _, _)| (t, m)),
-                    c.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(legend(label))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
-            chart
-                .draw_series(
-                    pts.iter()
-                        .map(|&(t, m, _, _)| Circle::new((t, m), 4, c.filled())),
-                )
-                .map_err(err)?;
-            chart
-                .draw_series(
-                    pts.iter()
-                        .map(|&(t, m, lo, hi)| ErrorBar::new_vertical(t, lo, m, hi, c, 8)),
-                )
-                .map_err(err)?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(err)?;
+        draw_lines(&mut chart, &series, 4, 8)?;
         root.present().map_err(err)?;
     }
     Ok(svg)

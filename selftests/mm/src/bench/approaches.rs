@@ -205,7 +205,36 @@ fn push_region(out: &mut Vec<usize>, base: usize, start: u64, end: u64) {
     out.extend(a as usize..b as usize);
 }
 
-/// PAGEMAP_SCAN over `args` into `vec`, resuming at `walk_end` until the walk is done.
+thread_local! {
+    /// The first [`WalkEndAnomaly`] seen on this thread since the last
+    /// [`take_walk_end_anomaly`], and how many calls showed one.
+    static WALK_END_ANOMALY: std::cell::RefCell<(usize, Option<String>)> =
+        const { std::cell::RefCell::new((0, None)) };
+}
+
+/// How many PAGEMAP_SCAN calls on this thread returned regions past their own
+/// walk_end since the last call of this function, and what the first one looked like.
+pub fn take_walk_end_anomaly() -> (usize, Option<String>) {
+    WALK_END_ANOMALY.with(|a| std::mem::take(&mut *a.borrow_mut()))
+}
+
+/// PAGEMAP_SCAN over `args` into `vec`, resuming at `walk_end` while the kernel
+/// stopped early.
+///
+/// When the walk is done. The uapi (include/uapi/linux/fs.h) says `walk_end == end`
+/// means the scan completed. But do_pagemap_scan() (fs/proc/task_mmu.c, 6.7 to at
+/// least 7.2.13, and the 6.1 backport) sets `walk_end` only when a walk stops with
+/// -ENOSPC, and that includes its own bounce buffer (512 regions) filling up, after
+/// which it flushes and walks on; when a later walk finishes, the stale `walk_end` of
+/// the refill is what userspace gets: with more than 512 regions the call returns every
+/// region up to `end` and a `walk_end` before the last ones. Resuming there (as this
+/// function did) reports those pages twice for soft-dirty, and re-walks them for
+/// WP_MATCHING. The kernel's loop ends early only when the user's vec is full or
+/// `max_pages` is reached (else it walks to `end` or fails); `vec` holds one region
+/// per page and `max_pages` is 0, so a call that returned fewer regions than `vec`
+/// holds walked to `end`, whatever `walk_end` says. Such a call with regions past its
+/// `walk_end` is counted (see [`take_walk_end_anomaly`]) for the report; the
+/// regressions suite's `walk_end_after_bounce_buffer_refill` fails on it.
 fn scan_pages(
     pm: &Pagemap,
     args: &ScanArgs,
@@ -233,6 +262,25 @@ fn scan_pages(
             push_region(out, base, r.start, r.end);
         }
         if walk_end >= a.end {
+            return Ok(());
+        }
+        if n < vec.len() && a.max_pages == 0 {
+            // Walked to `end` (see above); a walk_end below the last region is the
+            // kernel's stale value.
+            if prev_end > walk_end {
+                WALK_END_ANOMALY.with(|x| {
+                    let mut x = x.borrow_mut();
+                    x.0 += 1;
+                    x.1.get_or_insert_with(|| {
+                        format!(
+                            "PAGEMAP_SCAN over [{:#x}, {:#x}) returned {n} regions up to \
+                             {prev_end:#x} but walk_end={walk_end:#x} (the stale walk_end of \
+                             a bounce-buffer refill; the walk had completed)",
+                            a.start, a.end
+                        )
+                    });
+                });
+            }
             return Ok(());
         }
         if walk_end <= a.start {

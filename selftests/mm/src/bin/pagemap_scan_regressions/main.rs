@@ -134,6 +134,10 @@ const TESTS: &[Case] = &[
         "walk_end_resume_wp_matching_thp",
         walk_end::walk_end_resume_wp_matching_thp,
     ),
+    (
+        "walk_end_after_bounce_buffer_refill",
+        walk_end::walk_end_after_bounce_buffer_refill,
+    ),
     ("soft_dirty_agrees_anon", soft_dirty::soft_dirty_agrees_anon),
     ("soft_dirty_agrees_thp", soft_dirty::soft_dirty_agrees_thp),
     ("soft_dirty_agrees_file", soft_dirty::soft_dirty_agrees_file),

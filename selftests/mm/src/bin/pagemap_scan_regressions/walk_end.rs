@@ -352,3 +352,53 @@ pub(crate) fn walk_end_resume_wp_matching_thp() -> TestResult {
     );
     Ok(())
 }
+
+/// A walk that outgrows the kernel's bounce buffer and then completes must say so.
+/// do_pagemap_scan() (fs/proc/task_mmu.c, 6.7 to 7.2.13 at least) copies regions out
+/// through a buffer of PAGEMAP_WALK_SIZE >> PAGE_SHIFT (512 with 4 KiB pages) regions;
+/// when it fills, pagemap_scan_output() stops the walk with -ENOSPC and sets walk_end,
+/// the loop flushes and walks on, and when that walk finishes (ret 0) nothing resets
+/// walk_end: `if (!p.arg.walk_end) p.arg.walk_end = p.arg.end;` keeps the refill's
+/// address. The uapi (include/uapi/linux/fs.h) says walk_end is where the scan stopped
+/// and `walk_end == end` means it completed; so a caller resuming at walk_end gets the
+/// regions past it twice. Here: 1200 pages, every other one present, one call with a
+/// vec for all 600 regions: the answer must be 600 regions and walk_end == end.
+pub(crate) fn walk_end_after_bounce_buffer_refill() -> TestResult {
+    let pm = pagemap()?;
+    let n = 1200;
+    let m = Mapping::anon(n * ps())?;
+    // Every other page present: 600 one-page regions (no THP to merge them).
+    if let Err(e) = m.advise(0, m.len(), libc::MADV_NOHUGEPAGE) {
+        // Without THP there is nothing to turn off (tinyconfig may lack the advice).
+        ensure!(
+            mm::probe::read_pmd_pagesize().is_none(),
+            "MADV_NOHUGEPAGE: {e}"
+        );
+    }
+    let p: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
+    touch(&m, &p, 1);
+    let a = ScanArgs::new(m.addr(), m.len())
+        .required(Categories::PRESENT)
+        .return_mask(Categories::PRESENT)
+        .vec_len(n);
+    let r = pm.scan(&a)?;
+    let last = r.regions.last().map_or(0, |x| x.end);
+    ensure!(
+        r.regions.len() == n / 2,
+        "{} regions for {} present pages, expected one each: {}",
+        r.regions.len(),
+        n / 2,
+        regions_str(m.addr(), &r.regions)
+    );
+    ensure!(
+        r.walk_end == a.end && last <= r.walk_end,
+        "the walk returned all {} regions (the last ends at page {}) but walk_end is page \
+         {} of {n}: the stale walk_end of a bounce-buffer refill (512 regions), so a \
+         caller resuming there gets pages {}..{n} twice",
+        r.regions.len(),
+        (last - m.addr() as u64) / ps() as u64,
+        (r.walk_end - m.addr() as u64) / ps() as u64,
+        (r.walk_end - m.addr() as u64) / ps() as u64,
+    );
+    Ok(())
+}
