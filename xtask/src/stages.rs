@@ -334,6 +334,7 @@ pub fn guest_cmdline(plan: &RunPlan) -> Result<String> {
         thp: q.thp,
         hugepages: q.hugepages,
         swap_mib: q.swap_mib,
+        repeat: plan.repeat,
     };
     qemu::append_line(&guest, &q.append)
 }
@@ -371,7 +372,10 @@ pub fn boot(
         results_raw: log.dir.join("results.ktap"),
         timeout: Duration::from_secs(q.timeout_s),
     };
-    let what = format!("{} suite(s): {}", plan.suites.len(), plan.suites.join(", "));
+    let mut what = format!("{} suite(s): {}", plan.suites.len(), plan.suites.join(", "));
+    if plan.repeat > 1 {
+        what.push_str(&format!(", {} times over", plan.repeat));
+    }
     let outcome = log.step(StageName::Boot, Some(("boot+test", what)), || {
         let started = Instant::now();
         let mut live = |line: &str| {

@@ -74,6 +74,10 @@ pub struct Options {
     /// from an empty directory with it.
     #[arg(long)]
     pub build_dir: Option<PathBuf>,
+    /// Run the suites N times in one boot; a test whose verdict differs between the
+    /// repetitions is reported as flaky with its pass count (exit 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: Option<u32>,
     /// Read the matrix from this file instead of configs/targets.yaml.
     #[arg(long)]
     pub targets: Option<PathBuf>,
@@ -222,6 +226,7 @@ impl Options {
             out: self.out.clone(),
             build_dir: self.build_dir.clone(),
             commits: self.commits.clone(),
+            repeat: self.repeat,
         }
     }
 }
