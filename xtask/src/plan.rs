@@ -339,6 +339,13 @@ impl RunRecord {
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
+        // After SIGINT/SIGTERM the handler records the run; the main thread waits.
+        crate::interrupt::park_if_interrupted();
+        self.save_now(dir)
+    }
+
+    /// [`RunRecord::save`] from the signal handler itself.
+    pub fn save_now(&self, dir: &Path) -> Result<()> {
         let p = dir.join(RUN_JSON);
         std::fs::write(&p, serde_json::to_string_pretty(self)?)
             .with_context(|| format!("writing {}", p.display()))

@@ -94,6 +94,11 @@ impl StageFailure {
     pub fn exit(&self) -> Exit {
         exit_from_u8(self.exit)
     }
+
+    /// Stopped by SIGINT/SIGTERM (crate::interrupt), not by an error.
+    pub fn interrupted(&self) -> bool {
+        self.exit == crate::interrupt::EXIT_INTERRUPTED
+    }
 }
 
 pub fn exit_from_u8(code: u8) -> Exit {
@@ -101,6 +106,7 @@ pub fn exit_from_u8(code: u8) -> Exit {
         0 => Exit::Ok,
         1 => Exit::Mismatch,
         3 => Exit::Crash,
+        130 => Exit::Interrupted,
         _ => Exit::Setup,
     }
 }
@@ -138,6 +144,7 @@ impl RunLog {
         f: impl FnOnce() -> Result<T>,
     ) -> Stage<T> {
         let start = Instant::now();
+        crate::interrupt::set_run(self.dir.clone(), stage);
         if let Some((name, what)) = &timing {
             eprintln!("==> {name}: {what}");
         }

@@ -312,11 +312,13 @@ fn pipeline(plan: &RunPlan, log: &mut RunLog) -> stages::Stage<Judgement> {
 /// Saves the record, writes the reports and prints the end-of-run text.
 fn finish(log: &mut RunLog, judged: Option<Judgement>) -> Result<Finished> {
     log.finish()?;
+    crate::interrupt::park_if_interrupted();
     let end = match &judged {
         Some(j) => Ending::Judged(j),
         None => Ending::Stopped,
     };
     report::write(&log.dir, &log.record, end)?;
+    crate::interrupt::clear_run();
     if let Some(f) = &log.record.failure {
         eprintln!("error: {}", f.message);
     }

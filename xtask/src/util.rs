@@ -19,6 +19,8 @@ pub enum Exit {
     Setup = 2,
     /// The kernel crashed, hung, or the output was cut short.
     Crash = 3,
+    /// Stopped by SIGINT or SIGTERM (crate::interrupt).
+    Interrupted = 130,
 }
 
 /// An error that knows which exit code it maps to. Anything else is `Exit::Setup`.

@@ -238,3 +238,383 @@ fn broken_kvm_falls_back_to_tcg() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("KVM does not work on this host"));
 }
+
+// ---- the harness under faults: signals, a held lock, bad targets.yaml values ----
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+/// A running `xtask` whose stderr lines arrive on a channel (and are echoed).
+struct Running {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> Running {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().expect("running xtask");
+    let (tx, lines) = channel();
+    for r in [
+        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stdout.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(r).lines().map_while(Result::ok) {
+                eprintln!("| {l}");
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Running {
+        child,
+        lines,
+        seen: Vec::new(),
+    }
+}
+
+impl Running {
+    /// Waits for a line containing `what`; panics after `limit`.
+    fn wait_for(&mut self, what: &str, limit: Duration) {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                let hit = l.contains(what);
+                self.seen.push(l);
+                if hit {
+                    return;
+                }
+            }
+        }
+        let _ = self.child.kill();
+        panic!("no line with {what:?} within {limit:?}");
+    }
+
+    /// Sends `sig` to xtask alone (as a CI cancel or `timeout` does) and waits for
+    /// its exit code; returns it and everything it printed.
+    fn signal_and_wait(mut self, sig: i32, limit: Duration) -> (Option<i32>, String) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(300)) {
+                    self.seen.push(l);
+                }
+                return (st.code(), self.seen.join("\n"));
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!("xtask still running {limit:?} after signal {sig}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Processes (other than ours) whose command line mentions `path`.
+fn processes_mentioning(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy().to_string();
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.chars().all(|c| c.is_ascii_digit()) || name == me {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(&needle) {
+                out.push(format!("{name}: {cmd}"));
+            }
+        }
+    }
+    out
+}
+
+/// Whether the cache lock at `path` can be taken now (nobody holds it).
+fn lock_is_free(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap();
+    // SAFETY: flock on an fd we own; released when `f` closes.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+fn summary_of(dir: &Path) -> serde_json::Value {
+    let s = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");
+    serde_json::from_str(&s).unwrap()
+}
+
+fn shared_lock() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kernel/lock")
+}
+
+#[test]
+#[ignore = "boots the v6.12 kernel; run by .ci/run"]
+fn sigterm_during_boot_ends_qemu_and_records_the_interruption() {
+    let out = tempfile::tempdir().unwrap();
+    let mut r = spawn(
+        &[
+            "test-kernel",
+            "--target",
+            "v6.12",
+            "--accel",
+            "tcg",
+            "--suites",
+            "soft-dirty",
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    r.wait_for("==> boot+test", Duration::from_secs(600));
+    // QEMU is up once the kernel writes to the console.
+    let console = out.path().join("console.log");
+    let start = Instant::now();
+    while std::fs::metadata(&console).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no console output"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !processes_mentioning(out.path()).is_empty(),
+        "QEMU runs with the run directory's initramfs"
+    );
+    let (code, text) = r.signal_and_wait(libc::SIGTERM, Duration::from_secs(30));
+    assert_eq!(code, Some(130), "{text}");
+    assert!(text.contains("SIGTERM: stopping the run"), "{text}");
+    let left = processes_mentioning(out.path());
+    assert!(left.is_empty(), "left running: {left:?}");
+    let s = summary_of(out.path());
+    assert_eq!(s["exit"], 130);
+    assert_eq!(s["stage"], "boot");
+    assert_eq!(
+        s["verdict"],
+        "interrupted: interrupted by SIGTERM during stage boot"
+    );
+    assert!(std::fs::read_to_string(out.path().join("junit.xml"))
+        .unwrap()
+        .contains("interrupted by SIGTERM"));
+}
+
+#[test]
+#[ignore = "configures and builds v6.12 in an empty build directory; run by .ci/run"]
+fn sigint_during_build_ends_make_releases_the_lock_and_the_rerun_redoes_only_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let bd = dir.path().join("build");
+    let args = |out: &str| -> Vec<String> {
+        [
+            "test-kernel",
+            "--target",
+            "v6.12",
+            "--suites",
+            "soft-dirty",
+            "--build-dir",
+            bd.to_str().unwrap(),
+            "--out",
+            dir.path().join(out).to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let a = args("run1");
+    let mut r = spawn(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    r.wait_for("==> build: bzImage", Duration::from_secs(600));
+    // make and its compilers are busy now.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(!processes_mentioning(&bd).is_empty(), "make runs in {bd:?}");
+    let (code, text) = r.signal_and_wait(libc::SIGINT, Duration::from_secs(30));
+    assert_eq!(code, Some(130), "{text}");
+    let left = processes_mentioning(&bd);
+    assert!(left.is_empty(), "left running: {left:?}");
+    assert!(lock_is_free(&shared_lock()), "the cache lock is released");
+    let s = summary_of(&dir.path().join("run1"));
+    assert_eq!(
+        (s["exit"].as_u64(), s["stage"].as_str()),
+        (Some(130), Some("build"))
+    );
+    // Not published as built; configured, and stamped so.
+    assert!(
+        !bd.join("harness.stamp").exists(),
+        "an interrupted build is not marked done"
+    );
+    assert!(bd.join("harness.config-stamp").exists());
+    let configured = std::fs::metadata(bd.join(".config"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    // The next run builds again without configuring again.
+    let a = args("run2");
+    let mut r = spawn(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    r.wait_for("==> build: bzImage", Duration::from_secs(300));
+    let (code, text) = r.signal_and_wait(libc::SIGTERM, Duration::from_secs(30));
+    assert_eq!(code, Some(130), "{text}");
+    assert!(
+        !text.contains("==> kconfig"),
+        "the rerun configured again: {text}"
+    );
+    assert!(!text.contains("build: unchanged"), "{text}");
+    assert_eq!(
+        std::fs::metadata(bd.join(".config"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        configured
+    );
+    assert!(processes_mentioning(&bd).is_empty());
+}
+
+#[test]
+#[ignore = "needs the host tools (a run checks them first); run by .ci/run"]
+fn a_second_run_waits_for_the_lock_with_a_message_and_a_signal_ends_the_wait() {
+    // Its own CARGO_TARGET_DIR: the lock and the run directory are the test's.
+    let target = tempfile::tempdir().unwrap();
+    let lock = target.path().join("kernel/lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let held = std::fs::File::create(&lock).unwrap();
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on an fd we own, held until `held` is dropped.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    }
+    let out = target.path().join("run");
+    let mut r = spawn(
+        &[
+            "test-kernel",
+            "--target",
+            "v6.12",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[("CARGO_TARGET_DIR", target.path().to_str().unwrap())],
+    );
+    r.wait_for(
+        "waiting for another run that holds",
+        Duration::from_secs(120),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let (code, text) = r.signal_and_wait(libc::SIGTERM, Duration::from_secs(30));
+    assert_eq!(code, Some(130), "{text}");
+    let s = summary_of(&out);
+    assert_eq!(
+        s["stage"], "source",
+        "waiting for the lock is part of the source stage"
+    );
+    drop(held);
+    assert!(lock_is_free(&lock));
+}
+
+/// A matrix that fails at once at its source should it get that far (a Debian
+/// package that does not exist), with one value changed.
+fn bad_matrix(dir: &Path, qemu: &str, suites: &str) -> PathBuf {
+    let p = dir.join("targets.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "default: t\ntargets:\n  - name: t\n    source: {{ debian: no-such-linux-source-xyz }}\n    configs: [boot.config]\n    qemu: {{ {qemu} }}\n    order: [soft-dirty]\n    suites:\n{suites}"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn bad_targets_values_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok_suites = "      soft-dirty: {}\n";
+    let cases = [
+        (
+            "memory_mib: -512",
+            ok_suites,
+            "targets[0].qemu.memory_mib: invalid type: integer `-512`",
+        ),
+        (
+            "memory_mib: 0",
+            ok_suites,
+            "targets[0] (t).qemu.memory_mib: must be > 0",
+        ),
+        (
+            "cpus: 0",
+            ok_suites,
+            "targets[0] (t).qemu.cpus: must be > 0",
+        ),
+        (
+            "timeout_s: 0",
+            ok_suites,
+            "targets[0] (t).qemu.timeout_s: must be > 0",
+        ),
+        (
+            "hugepages: 4096",
+            ok_suites,
+            "targets[0] (t).qemu.memory_mib: 2048 MiB cannot hold hugepages (4096 x 2 MiB)",
+        ),
+        (
+            "suite_timeout_s: 0",
+            ok_suites,
+            "targets[0] (t).qemu.suite_timeout_s: must be > 0",
+        ),
+        (
+            "thp: sometimes",
+            ok_suites,
+            "thp: \"sometimes\" (always, madvise or never)",
+        ),
+        (
+            "cpus: 2",
+            "      soft-dirty: {}\n      soft-dirt: {}\n",
+            "targets[0] (t).suites.soft-dirt: unknown suite",
+        ),
+        (
+            "cpus: 2",
+            "      soft-dirty: { fail: { 'Test x': '' } }\n",
+            "\"Test x\" needs a reason",
+        ),
+    ];
+    for (qemu, suites, want) in cases {
+        let m = bad_matrix(dir.path(), qemu, suites);
+        let r = spawn(
+            &[
+                "test-kernel",
+                "--targets",
+                m.to_str().unwrap(),
+                "--out",
+                dir.path().join("run").to_str().unwrap(),
+            ],
+            &[("CARGO_TARGET_DIR", dir.path().to_str().unwrap())],
+        );
+        let mut r = r;
+        let start = Instant::now();
+        let st = loop {
+            if let Some(st) = r.child.try_wait().unwrap() {
+                break st;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = r.child.kill();
+                panic!("{qemu}: still running: the matrix was not refused");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        while let Ok(l) = r.lines.recv_timeout(Duration::from_millis(300)) {
+            r.seen.push(l);
+        }
+        let text = r.seen.join("\n");
+        assert_eq!(st.code(), Some(2), "{qemu}: {text}");
+        assert!(text.contains(want), "{qemu}: wanted {want:?} in:\n{text}");
+        assert!(text.contains(m.to_str().unwrap()), "names the file: {text}");
+    }
+}
