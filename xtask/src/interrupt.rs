@@ -63,9 +63,14 @@ pub fn clear_run() {
 /// Called by the main thread before it writes its own reports: once a signal came,
 /// the handler writes them and ends the process, so the main thread waits for that.
 pub fn park_if_interrupted() {
-    while INTERRUPTED.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_secs(1));
+    if !INTERRUPTED.load(Ordering::SeqCst) {
+        return;
     }
+    // The handler ends the process within GRACE and a few writes; should it not (a
+    // child that even SIGKILL does not end), end it from here.
+    std::thread::sleep(GRACE * 6);
+    // SAFETY: as in `interrupted`.
+    unsafe { libc::_exit(EXIT_INTERRUPTED as i32) }
 }
 
 fn signal_name(sig: i32) -> &'static str {
