@@ -618,3 +618,114 @@ fn bad_targets_values_exit_2_naming_the_key() {
         assert!(text.contains(m.to_str().unwrap()), "names the file: {text}");
     }
 }
+
+/// Serves `file` at any path on 127.0.0.1:<port> (the tarball test's fixture, small).
+fn serve(file: PathBuf) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let file = file.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                let mut w = conn;
+                let mut f = std::fs::File::open(&file).unwrap();
+                let len = f.metadata().unwrap().len();
+                let _ = write!(
+                    w,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+                );
+                let mut buf = vec![0; 1 << 20];
+                loop {
+                    let n = f.read(&mut buf).unwrap();
+                    if n == 0 || w.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+#[ignore = "needs the linux-source-6.12 .deb of the main job; run by .ci/run"]
+fn a_truncated_cached_download_is_refetched_and_sigterm_during_unpack_publishes_nothing() {
+    let downloads = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kernel/downloads");
+    let deb = std::fs::read_dir(&downloads)
+        .expect("the main job has downloaded sources")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("linux-source-6.12_")
+        })
+        .expect("linux-source-6.12 .deb in target/kernel/downloads");
+    let out = Command::new("sha256sum").arg(&deb).output().unwrap();
+    let sha = String::from_utf8(out.stdout).unwrap()[..64].to_string();
+    let url = format!(
+        "http://127.0.0.1:{}/linux-source-6.12.deb",
+        serve(deb.clone())
+    );
+    // Its own cache (CARGO_TARGET_DIR), holding a truncated copy of the download.
+    let target = tempfile::tempdir().unwrap();
+    let cached = target
+        .path()
+        .join(format!("kernel/downloads/{sha}-linux-source-6.12.deb"));
+    std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
+    let whole = std::fs::read(&deb).unwrap();
+    std::fs::write(&cached, &whole[..whole.len() / 3]).unwrap();
+    let yaml = target.path().join("targets.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "default: loop\ntargets:\n  - name: loop\n    source:\n      tarball: {{ url: '{url}', sha256: {sha} }}\n    configs: [boot.config]\n    suites:\n      soft-dirty: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let env = [("CARGO_TARGET_DIR", target.path().to_str().unwrap())];
+    let run = |out: &str| {
+        spawn(
+            &[
+                "test-kernel",
+                "--tarball",
+                "--targets",
+                yaml.to_str().unwrap(),
+                "--out",
+                target.path().join(out).to_str().unwrap(),
+            ],
+            &env,
+        )
+    };
+    let mut r = run("run1");
+    r.wait_for("is damaged", Duration::from_secs(120));
+    r.wait_for("downloading http://127.0.0.1", Duration::from_secs(60));
+    r.wait_for("unpacking", Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, text) = r.signal_and_wait(libc::SIGTERM, Duration::from_secs(30));
+    assert_eq!(code, Some(130), "{text}");
+    assert_eq!(summary_of(&target.path().join("run1"))["stage"], "source");
+    assert!(
+        processes_mentioning(target.path()).is_empty(),
+        "dpkg-deb/tar ended with it"
+    );
+    // The download was completed and verified; the tree was not published.
+    assert_eq!(std::fs::read(&cached).unwrap().len(), whole.len());
+    assert!(!target.path().join(format!("kernel/src/url-{sha}")).exists());
+    // The next run unpacks again without downloading again.
+    let mut r = run("run2");
+    r.wait_for("unpacking", Duration::from_secs(120));
+    let (code, text) = r.signal_and_wait(libc::SIGINT, Duration::from_secs(30));
+    assert_eq!(code, Some(130), "{text}");
+    assert!(
+        !text.contains("downloading") && !text.contains("damaged"),
+        "{text}"
+    );
+}
