@@ -121,7 +121,13 @@ fn debian(spec: &str) -> Result<Tree> {
         cmd!(sh, "apt-get download -q {pkg}={version}")
             .quiet()
             .run()
-            .map_err(|e| setup_error(format!("source: apt-get download {pkg}={version}: {e}")))?;
+            .map_err(|e| {
+                let full = crate::util::disk_full(&downloads).map(|n| format!("{n}; "));
+                setup_error(format!(
+                    "source: {}apt-get download {pkg}={version}: {e}",
+                    full.unwrap_or_default()
+                ))
+            })?;
         let got = tmp.path().join(&deb_name);
         if !got.exists() {
             // apt encodes ':' in epochs as %3a; take whatever single .deb came.
@@ -245,7 +251,14 @@ pub fn tarball(tb: &Tarball) -> Result<Tree> {
         cmd!(sh, "curl -fsSL --retry 3 -o {out} {url}")
             .quiet()
             .run()
-            .map_err(|e| setup_error(format!("source: downloading {url}: {e}")))?;
+            .map_err(|e| {
+                // Checked while the partial file still fills the disk.
+                let full = crate::util::disk_full(&downloads).map(|n| format!("{n}; "));
+                setup_error(format!(
+                    "source: {}downloading {url}: {e}",
+                    full.unwrap_or_default()
+                ))
+            })?;
         let got = sha256_file(part.path())?;
         if got != want {
             // The temporary file is removed on drop: nothing corrupt stays in the cache.

@@ -156,7 +156,18 @@ impl RunLog {
                 .timings
                 .push((name.to_string(), d.as_secs_f64()));
         }
-        r.map_err(|e| self.fail(StageFailure::new(stage, &e)))
+        r.map_err(|e| {
+            let mut f = StageFailure::new(stage, &e);
+            // ENOSPC reads differently in every tool (curl's 23, tar's "Cannot
+            // write", make's "No space left"): say it once, plainly.
+            for dir in [target_dir(), self.dir.clone()] {
+                if let Some(note) = crate::util::disk_full(&dir) {
+                    f.message = format!("{note}\n{}", f.message);
+                    break;
+                }
+            }
+            self.fail(f)
+        })
     }
 
     /// Records a failure (and saves the record).

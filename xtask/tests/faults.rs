@@ -729,3 +729,73 @@ fn a_truncated_cached_download_is_refetched_and_sigterm_during_unpack_publishes_
         "{text}"
     );
 }
+
+#[test]
+#[ignore = "mounts a tmpfs (root) and serves the linux-source-6.12 .deb of the main job; run by .ci/run"]
+fn disk_full_under_the_target_dir_is_a_clear_source_error_and_leaves_nothing() {
+    let downloads = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kernel/downloads");
+    let deb = std::fs::read_dir(&downloads)
+        .expect("the main job has downloaded sources")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("linux-source-6.12_")
+        })
+        .expect("linux-source-6.12 .deb in target/kernel/downloads");
+    let out = Command::new("sha256sum").arg(&deb).output().unwrap();
+    let sha = String::from_utf8(out.stdout).unwrap()[..64].to_string();
+    let url = format!(
+        "http://127.0.0.1:{}/linux-source-6.12.deb",
+        serve(deb.clone())
+    );
+    let mnt = tempfile::tempdir().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
+        .arg(mnt.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount tmpfs (needs root)");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _u = Unmount(mnt.path());
+    let yaml = mnt.path().join("targets.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "default: loop\ntargets:\n  - name: loop\n    source:\n      tarball: {{ url: '{url}', sha256: {sha} }}\n    configs: [boot.config]\n    suites:\n      soft-dirty: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let o = xtask(
+        &[
+            "test-kernel",
+            "--tarball",
+            "--targets",
+            yaml.to_str().unwrap(),
+        ],
+        &[("CARGO_TARGET_DIR", mnt.path().to_str().unwrap())],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("stopped at stage source (exit 2)"), "{t}");
+    assert!(t.contains("no space left: the file system of"), "{t}");
+    // Nothing half-downloaded is kept; the run's reports are there.
+    let kept: Vec<_> = std::fs::read_dir(mnt.path().join("kernel/downloads"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(kept.is_empty(), "left in the cache: {kept:?}");
+    let s = summary_of(&mnt.path().join("test-kernel/loop/latest"));
+    assert_eq!(
+        (s["exit"].as_u64(), s["stage"].as_str()),
+        (Some(2), Some("source"))
+    );
+}
