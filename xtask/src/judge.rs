@@ -650,13 +650,11 @@ pub fn merge_repetitions(
             let i = nth.entry(t.name.as_str()).or_default();
             let key = (t.name.clone(), *i);
             *i += 1;
-            runs.entry(key.clone())
-                .or_insert_with(|| {
-                    order.push(key);
-                    vec![None; n]
-                })
-                .get_mut(r)
-                .map(|slot| *slot = Some(t));
+            let slots = runs.entry(key.clone()).or_insert_with(|| {
+                order.push(key);
+                vec![None; n]
+            });
+            slots[r] = Some(t);
         }
     }
     let first = &reps[0].0;
