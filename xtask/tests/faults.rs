@@ -465,17 +465,15 @@ fn sigint_during_build_ends_make_releases_the_lock_and_the_rerun_redoes_only_the
     r.wait_for("==> build: bzImage", Duration::from_secs(300));
     let (code, text) = r.signal_and_wait(libc::SIGTERM, Duration::from_secs(30));
     assert_eq!(code, Some(130), "{text}");
-    assert!(
-        !text.contains("==> kconfig"),
-        "the rerun configured again: {text}"
-    );
     assert!(!text.contains("build: unchanged"), "{text}");
+    // The kconfig step found its stamp and did not run olddefconfig again.
     assert_eq!(
         std::fs::metadata(bd.join(".config"))
             .unwrap()
             .modified()
             .unwrap(),
-        configured
+        configured,
+        "the rerun configured again"
     );
     assert!(processes_mentioning(&bd).is_empty());
 }
