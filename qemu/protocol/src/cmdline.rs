@@ -170,7 +170,7 @@ impl Settings {
     }
 
     /// The kernel parameters that carry these settings, space separated, every key
-    /// written (defaults too), plus `brd.rd_size` when there is swap. [`parse`] of the
+    /// written (defaults too; `harness.repeat` only when not 1), plus `brd.rd_size` when there is swap. [`parse`] of the
     /// result gives back `self` with no diagnostics.
     pub fn encode(&self) -> Result<String, EncodeError> {
         let mut params = Vec::new();
@@ -190,7 +190,10 @@ impl Settings {
         if self.repeat == 0 {
             return Err(EncodeError::ZeroRepeat);
         }
-        params.push(format!("{KEY_REPEAT}={}", self.repeat));
+        // Written only when it is not 1: a run without --repeat keeps its old line.
+        if self.repeat != DEFAULT_REPEAT {
+            params.push(format!("{KEY_REPEAT}={}", self.repeat));
+        }
         if self.swap_mib > 0 {
             let kib = self
                 .swap_mib
@@ -426,7 +429,7 @@ mod tests {
         assert_eq!(
             s.encode().unwrap(),
             "harness.suites=soft-dirty,pagemap_ioctl harness.timeout=600 harness.thp=always \
-             harness.hugepages=128 harness.swap=256 harness.repeat=1 brd.rd_size=262144"
+             harness.hugepages=128 harness.swap=256 brd.rd_size=262144"
         );
         let none = Settings {
             swap_mib: 0,
@@ -434,7 +437,15 @@ mod tests {
             ..Settings::default()
         };
         let line = none.encode().unwrap();
-        assert!(line.ends_with("harness.swap=0 harness.repeat=1"), "{line}");
+        assert!(line.ends_with("harness.swap=0"), "{line}");
+        let twenty = Settings {
+            repeat: 20,
+            ..none.clone()
+        };
+        assert!(twenty
+            .encode()
+            .unwrap()
+            .ends_with("harness.swap=0 harness.repeat=20"));
         assert!(
             !line.contains(BRD_RD_SIZE) && !line.contains(KEY_SUITES),
             "{line}"
