@@ -298,6 +298,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_damaged_or_foreign_build_stamp_means_build_again() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = Tree {
+            describe: "t".into(),
+            key: "k".into(),
+            path: d.path().join("tree"),
+            local: false,
+        };
+        let bd = BuildDir {
+            dir: d.path().join("build"),
+            key: "the-key".into(),
+            requests: BTreeMap::new(),
+            config_key: String::new(),
+        };
+        std::fs::create_dir_all(bzimage(&bd.dir).parent().unwrap()).unwrap();
+        std::fs::write(bzimage(&bd.dir), b"kernel").unwrap();
+        let stamp = bd.dir.join("harness.stamp");
+        std::fs::write(&stamp, "the-key").unwrap();
+        assert!(up_to_date(&tree, &bd));
+        for bad in [&b"\0\xff garbage"[..], b"the-ke", b"the-key\n", b""] {
+            std::fs::write(&stamp, bad).unwrap();
+            assert!(!up_to_date(&tree, &bd), "{bad:?}");
+        }
+        std::fs::write(&stamp, "the-key").unwrap();
+        std::fs::remove_file(bzimage(&bd.dir)).unwrap();
+        assert!(!up_to_date(&tree, &bd), "stamped but no bzImage");
+    }
+
+    #[test]
     fn first_error_finds_the_compiler_error() {
         let log = "  CC      mm/a.o\n  CC      fs/proc/task_mmu.o\nfs/proc/task_mmu.c:12:5: error: 'x' undeclared\n   12 | x = 1;\nmake[4]: *** [x] Error 1\n";
         let e = first_error(log);

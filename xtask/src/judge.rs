@@ -8,7 +8,7 @@
 //! Statuses are [`ktap::Status`] throughout; rendering lives in [`crate::report`],
 //! comparison in [`crate::compare`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ktap::{Event, Status, Test};
 use serde::{Serialize, Serializer};
@@ -77,6 +77,14 @@ pub struct TestVerdict {
     pub as_expected: bool,
     /// What the target says about this test, if anything.
     pub expectation: Option<String>,
+    /// With `--repeat`: the verdict differed between the repetitions
+    /// (`17/20 passed`). A flaky test is never as expected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flaky: Option<String>,
+    /// The suite's mismatch line this test produced (to tell a test's mismatches
+    /// from its suite's when repetitions are merged).
+    #[serde(skip)]
+    mismatch: Option<String>,
 }
 
 /// One suite as judged.
@@ -92,6 +100,11 @@ pub struct SuiteVerdict {
     pub xfail: u32,
     pub crashed: u32,
     pub expected_failures: u32,
+    /// How many times the suite ran in this boot (`--repeat`); the counts above are
+    /// summed over them.
+    pub repetitions: u32,
+    /// Tests whose verdict differed between the repetitions.
+    pub flaky: u32,
     /// Whole-suite skip reason (`1..0 # SKIP reason`).
     pub skipped_suite: Option<String>,
     /// Guest time the suite took, from the init's diagnostic.
@@ -110,6 +123,8 @@ impl SuiteVerdict {
             xfail: 0,
             crashed: 0,
             expected_failures: 0,
+            repetitions: 1,
+            flaky: 0,
             skipped_suite: None,
             guest_ms: None,
             mismatches: Vec::new(),
@@ -118,7 +133,22 @@ impl SuiteVerdict {
 
     /// The table's verdict column.
     pub fn verdict(&self) -> String {
-        if !self.mismatches.is_empty() {
+        let times = if self.repetitions > 1 {
+            format!(", {} repetitions", self.repetitions)
+        } else {
+            String::new()
+        };
+        self.verdict_once() + &times
+    }
+
+    fn verdict_once(&self) -> String {
+        if self.flaky > 0 {
+            format!(
+                "{} unexpected ({} flaky)",
+                self.mismatches.len(),
+                self.flaky
+            )
+        } else if !self.mismatches.is_empty() {
             format!("{} unexpected", self.mismatches.len())
         } else if let Some(why) = &self.skipped_suite {
             format!("skipped as expected: {why}")
@@ -166,6 +196,11 @@ impl Judgement {
         self.c_vs_rust.iter().map(|c| c.problems.len()).sum()
     }
 
+    /// Tests whose verdict differed between repetitions (each is also a mismatch).
+    pub fn flaky(&self) -> usize {
+        self.suites.iter().map(|s| s.flaky as usize).sum()
+    }
+
     /// The exit code the run's results earn.
     pub fn exit(&self) -> Exit {
         if self.kvm_required.is_some() {
@@ -202,7 +237,13 @@ impl Judgement {
             return format!("crash: {}", crash.join(", "));
         }
         let mut bad = Vec::new();
-        if self.mismatches() > 0 {
+        if self.flaky() > 0 {
+            bad.push(format!(
+                "{} unexpected result(s), {} of them flaky",
+                self.mismatches(),
+                self.flaky()
+            ));
+        } else if self.mismatches() > 0 {
             bad.push(format!("{} unexpected result(s)", self.mismatches()));
         }
         if self.c_vs_rust_problems() > 0 {
@@ -301,8 +342,22 @@ impl<'p> Judge<'p> {
             .collect();
         for name in self.plan.unique_suites() {
             let expect = self.plan.expect.get(&name).cloned().unwrap_or_default();
-            let (summary, tests) =
-                judge_suite(&name, root.subtest(&name), &expect, &root.diagnostics);
+            // Every run of the suite in this boot (`--repeat`, or a list naming it
+            // twice): each judged alone, then merged; one run is judged as it is.
+            let runs: Vec<&Test> = root.subtests.iter().filter(|t| t.name == name).collect();
+            let (mut summary, tests) = if runs.len() > 1 {
+                let each = runs
+                    .iter()
+                    .map(|t| judge_suite(&name, Some(t), &expect, &root.diagnostics))
+                    .collect();
+                merge_repetitions(&name, each)
+            } else {
+                judge_suite(&name, runs.first().copied(), &expect, &root.diagnostics)
+            };
+            if runs.len() > 1 {
+                let ms = a.suite_times.iter().filter(|(n, _)| *n == name);
+                summary.guest_ms = Some(ms.map(|(_, ms)| ms).sum());
+            }
             a.suites.push(summary);
             a.tests.extend(tests);
         }
@@ -524,6 +579,8 @@ pub fn judge_suite(
             reason: reason_of(leaf),
             as_expected: ok,
             expectation: note.filter(|_| ok),
+            flaky: None,
+            mismatch: (!ok).then(|| s.mismatches.last().cloned()).flatten(),
         });
     }
     for missing in e
@@ -565,6 +622,111 @@ pub fn judge_suite(
         ));
     }
     (s, judged)
+}
+
+/// Merges the verdicts of one suite's repetitions (each from [`judge_suite`], in run
+/// order). A test is keyed by its name and how many same-named tests came before it
+/// in its repetition (upstream repeats names). A test with the same status in every
+/// repetition that ran it is judged as one run would judge it; one whose status
+/// differs is flaky: a mismatch `<test>: flaky: P/N passed` naming the repetitions that did
+/// not pass, and its verdict says the same. The suite's own mismatches (a timeout,
+/// a crash, a results error) are kept from every repetition, each once; the counts
+/// are summed.
+pub fn merge_repetitions(
+    name: &str,
+    mut reps: Vec<(SuiteVerdict, Vec<TestVerdict>)>,
+) -> (SuiteVerdict, Vec<TestVerdict>) {
+    if reps.len() <= 1 {
+        return reps
+            .pop()
+            .unwrap_or_else(|| judge_suite(name, None, &Expect::default(), &[]));
+    }
+    let n = reps.len();
+    let mut order: Vec<(String, usize)> = Vec::new();
+    let mut runs: HashMap<(String, usize), Vec<Option<&TestVerdict>>> = HashMap::new();
+    for (r, (_, tests)) in reps.iter().enumerate() {
+        let mut nth: HashMap<&str, usize> = HashMap::new();
+        for t in tests {
+            let i = nth.entry(t.name.as_str()).or_default();
+            let key = (t.name.clone(), *i);
+            *i += 1;
+            let slots = runs.entry(key.clone()).or_insert_with(|| {
+                order.push(key);
+                vec![None; n]
+            });
+            slots[r] = Some(t);
+        }
+    }
+    let first = &reps[0].0;
+    let mut s = SuiteVerdict::new(name, first.status);
+    s.repetitions = n as u32;
+    s.skipped_suite = first.skipped_suite.clone();
+    let mut suite_level: Vec<String> = Vec::new();
+    for (v, tests) in &reps {
+        s.pass += v.pass;
+        s.fail += v.fail;
+        s.skip += v.skip;
+        s.xfail += v.xfail;
+        s.crashed += v.crashed;
+        s.expected_failures += v.expected_failures;
+        if v.status.is_failure() && !s.status.is_failure() {
+            s.status = v.status;
+        }
+        // This repetition's mismatches that no test of it produced.
+        let mut own: Vec<&String> = tests.iter().filter_map(|t| t.mismatch.as_ref()).collect();
+        for m in &v.mismatches {
+            if let Some(i) = own.iter().position(|o| *o == m) {
+                own.swap_remove(i);
+            } else if !suite_level.contains(m) {
+                suite_level.push(m.clone());
+            }
+        }
+    }
+    let mut test_level = Vec::new();
+    let mut merged = Vec::new();
+    for key in &order {
+        let ran: Vec<(usize, &TestVerdict)> = runs[key]
+            .iter()
+            .enumerate()
+            .filter_map(|(r, t)| t.map(|t| (r, t)))
+            .collect();
+        let (_, t0) = ran[0];
+        if ran.iter().all(|(_, t)| t.status == t0.status) {
+            if let Some(m) = &t0.mismatch {
+                test_level.push(m.clone());
+            }
+            merged.push(t0.clone());
+            continue;
+        }
+        let passed = ran.iter().filter(|(_, t)| t.status == Status::Pass).count();
+        let others: Vec<String> = ran
+            .iter()
+            .filter(|(_, t)| t.status != Status::Pass)
+            .map(|(r, t)| format!("{} in repetition {}", t.status, r + 1))
+            .collect();
+        let count = format!("{passed}/{} passed", ran.len());
+        let m = format!("{name}: {}: flaky: {count} ({})", key.0, others.join(", "));
+        s.flaky += 1;
+        test_level.push(m.clone());
+        let worst = ran
+            .iter()
+            .map(|(_, t)| *t)
+            .find(|t| t.status != Status::Pass)
+            .unwrap_or(t0);
+        merged.push(TestVerdict {
+            reason: format!("flaky: {count}: {}", worst.reason)
+                .trim_end_matches(": ")
+                .to_string(),
+            as_expected: false,
+            expectation: None,
+            flaky: Some(count),
+            mismatch: Some(m),
+            ..worst.clone()
+        });
+    }
+    s.mismatches = suite_level;
+    s.mismatches.extend(test_level);
+    (s, merged)
 }
 
 #[cfg(test)]
@@ -830,6 +992,138 @@ ok 2 pagemap_ioctl # SKIP
             ]
         );
         assert_eq!(a.suites.len(), 2);
+    }
+
+    /// A `--repeat` document: soft-dirty `reps` times, its second test's line in
+    /// repetition r given by `second(r)` (`None`: the suite timed out before it).
+    fn repeated(reps: usize, second: impl Fn(usize) -> Option<&'static str>) -> String {
+        let mut d = format!("KTAP version 1\n1..{reps}\n");
+        let mut exit = 0;
+        for r in 0..reps {
+            d.push_str("  TAP version 13\n  1..3\n  ok 1 Test test_simple\n");
+            match second(r) {
+                Some(l) => {
+                    let bad = l.starts_with("not ok");
+                    d.push_str(&format!("  {l}\n  ok 3 Test test_mprotect\n"));
+                    d.push_str(&format!("# soft-dirty: 10 ms exit={}\n", bad as i32));
+                    d.push_str(&format!(
+                        "{}ok {} soft-dirty\n",
+                        if bad { "not " } else { "" },
+                        r + 1
+                    ));
+                    exit |= bad as i32;
+                }
+                None => {
+                    d.push_str("# soft-dirty: 2000 ms timeout after 2 s, process group killed\n");
+                    d.push_str(&format!(
+                        "not ok {} soft-dirty # TIMEOUT 2 seconds\n",
+                        r + 1
+                    ));
+                    exit = 1;
+                }
+            }
+        }
+        d.push_str(&format!("# exit={exit}\n"));
+        d
+    }
+
+    fn soft_dirty_only(expect: &str) -> RunPlan {
+        let mut p = plan(&format!(
+            "      soft-dirty: {expect}\n      pagemap_ioctl: {{}}\n"
+        ));
+        p.suites = vec!["soft-dirty".into()];
+        p.expect.retain(|s, _| s == "soft-dirty");
+        p
+    }
+
+    #[test]
+    fn a_test_that_fails_in_some_repetitions_is_flaky_with_its_pass_count() {
+        let p = soft_dirty_only("{}");
+        let doc = repeated(20, |r| {
+            Some(if [2, 8, 13].contains(&r) {
+                "not ok 2 Test test_vma_reuse reused memory location"
+            } else {
+                "ok 2 Test test_vma_reuse reused memory location"
+            })
+        });
+        let a = judge(&p, &doc, "");
+        assert_eq!(a.exit(), Exit::Mismatch);
+        assert_eq!(a.flaky(), 1);
+        let s = &a.suites[0];
+        assert_eq!((s.repetitions, s.flaky, s.pass, s.fail), (20, 1, 57, 3));
+        assert_eq!(s.guest_ms, Some(200));
+        assert_eq!(
+            s.mismatches,
+            [
+                "soft-dirty: Test test_vma_reuse reused memory location: flaky: 17/20 passed \
+              (FAIL in repetition 3, FAIL in repetition 9, FAIL in repetition 14)"
+            ]
+        );
+        assert_eq!(s.verdict(), "1 unexpected (1 flaky), 20 repetitions");
+        assert_eq!(a.tests.len(), 3, "one verdict per test, not per repetition");
+        let t = &a.tests[1];
+        assert_eq!(t.flaky.as_deref(), Some("17/20 passed"));
+        assert!(!t.as_expected && t.status == Status::Fail);
+        assert!(t.reason.starts_with("flaky: 17/20 passed"), "{}", t.reason);
+        assert!(a.headline().contains("1 of them flaky"), "{}", a.headline());
+        // Every report says so: the table, summary.json, JUnit, the step summary.
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = crate::plan::RunRecord::new(p.clone());
+        r.plan.repeat = 20;
+        crate::report::write(dir.path(), &r, crate::report::Ending::Judged(&a)).unwrap();
+        let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+        assert!(read("summary.json").contains("\"flaky\": \"17/20 passed\""));
+        assert!(read("junit.xml").contains("flaky: 17/20 passed"));
+        assert!(read("step-summary.md").contains("flaky: 17/20 passed"));
+        assert!(crate::report::text(&r, crate::report::Ending::Judged(&a))
+            .contains("test_vma_reuse reused memory location: flaky: 17/20 passed"));
+        // Flaky even where the failure is the expected result: the expectation does
+        // not hold in every repetition.
+        let p =
+            soft_dirty_only("{ fail: { 'Test test_vma_reuse reused memory location': 'known' } }");
+        let a = judge(&p, &doc, "");
+        assert_eq!(a.flaky(), 1);
+        assert_eq!(a.exit(), Exit::Mismatch);
+    }
+
+    #[test]
+    fn consistent_repetitions_judge_as_one_run_does() {
+        let pass = |_| Some("ok 2 Test test_vma_reuse reused memory location");
+        let fail = |_| Some("not ok 2 Test test_vma_reuse reused memory location");
+        let p = soft_dirty_only("{}");
+        let a = judge(&p, &repeated(5, pass), "");
+        assert_eq!(a.exit(), Exit::Ok, "{:?}", a.suites);
+        assert_eq!((a.suites[0].pass, a.flaky()), (15, 0));
+        assert_eq!(a.suites[0].verdict(), "as expected, 5 repetitions");
+        // The same unexpected failure every time: one mismatch, as a single run has.
+        let once = judge(&p, &repeated(1, fail), "");
+        let five = judge(&p, &repeated(5, fail), "");
+        assert_eq!(five.suites[0].mismatches, once.suites[0].mismatches);
+        assert_eq!((five.flaky(), five.exit()), (0, Exit::Mismatch));
+        // An expected failure every time is as expected.
+        let p =
+            soft_dirty_only("{ fail: { 'Test test_vma_reuse reused memory location': 'known' } }");
+        let a = judge(&p, &repeated(5, fail), "");
+        assert_eq!(a.exit(), Exit::Ok, "{:?}", a.suites);
+        assert_eq!(a.suites[0].expected_failures, 5);
+        assert_eq!(a.tests[1].expectation.as_deref(), Some("known"));
+    }
+
+    #[test]
+    fn a_repetition_that_timed_out_keeps_its_suite_mismatch() {
+        let p = soft_dirty_only("{}");
+        let doc = repeated(3, |r| {
+            (r != 1).then_some("ok 2 Test test_vma_reuse reused memory location")
+        });
+        let a = judge(&p, &doc, "");
+        let m = &a.suites[0].mismatches;
+        assert_eq!(m[0], "soft-dirty: TIMEOUT 2 seconds", "{m:?}");
+        assert!(m[1].contains("no result for 2..3"), "{m:?}");
+        assert_eq!(a.exit(), Exit::Mismatch);
+        // Tests that did not run in the timed-out repetition are not called flaky:
+        // test_simple passed wherever it ran; the timeout is the finding.
+        assert_eq!(a.flaky(), 0);
+        assert_eq!(a.suites[0].status, Status::Timeout);
     }
 
     #[test]

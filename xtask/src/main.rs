@@ -15,6 +15,7 @@ mod crosscheck;
 mod git;
 mod hosttools;
 mod initramfs;
+mod interrupt;
 mod judge;
 mod kconfig;
 mod mutants;
@@ -107,6 +108,9 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = interrupt::install() {
+        eprintln!("warning: cannot handle SIGINT/SIGTERM: {e}");
+    }
     let r = match cli.cmd {
         Cmd::TestKernel(o) => test_kernel::main(o),
         Cmd::CheckSeries(o) => test_kernel::matrix().and_then(|m| {

@@ -83,6 +83,10 @@ pub struct RunPlan {
     pub qemu: QemuSettings,
     /// Suites in run order; a suite may repeat (timing runs).
     pub suites: Vec<String>,
+    /// `--repeat N`: the guest runs the whole suite list N times in one boot; a test
+    /// with mixed verdicts across the repetitions is flaky (judge.rs).
+    #[serde(default = "one")]
+    pub repeat: u32,
     /// What each suite that runs is expected to do.
     pub expect: BTreeMap<String, Expect>,
     pub accel: AccelPlan,
@@ -104,6 +108,10 @@ pub struct RunPlan {
     pub c_vs_rust: Vec<crate::crosscheck::Pair>,
 }
 
+fn one() -> u32 {
+    1
+}
+
 /// The CLI's choices that shape a plan (test_kernel's `Options`, minus the modes).
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -122,6 +130,8 @@ pub struct Overrides {
     pub build_dir: Option<PathBuf>,
     /// `--commits BASE..HEAD` of the `--tree` repository.
     pub commits: Option<String>,
+    /// `--repeat N` (`None`: once).
+    pub repeat: Option<u32>,
 }
 
 impl RunPlan {
@@ -186,6 +196,12 @@ impl RunPlan {
         } else {
             o.suites.clone()
         };
+        let repeat = o.repeat.unwrap_or(1);
+        if repeat == 0 {
+            return Err(setup_error("--repeat: must be at least 1"));
+        }
+        // The watchdog guards the whole boot: N repetitions get N times its time.
+        qemu.timeout_s = qemu.timeout_s.saturating_mul(u64::from(repeat));
         let mut expect = BTreeMap::new();
         for s in &suites {
             let e = t.suites.get(s).ok_or_else(|| {
@@ -209,6 +225,7 @@ impl RunPlan {
             fragments,
             qemu,
             suites,
+            repeat,
             expect,
             accel: o.accel.unwrap_or(Accel::Auto).into(),
             kvm_deadline_s: o.kvm_deadline_s.unwrap_or(10),
@@ -322,6 +339,13 @@ impl RunRecord {
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
+        // After SIGINT/SIGTERM the handler records the run; the main thread waits.
+        crate::interrupt::park_if_interrupted();
+        self.save_now(dir)
+    }
+
+    /// [`RunRecord::save`] from the signal handler itself.
+    pub fn save_now(&self, dir: &Path) -> Result<()> {
         let p = dir.join(RUN_JSON);
         std::fs::write(&p, serde_json::to_string_pretty(self)?)
             .with_context(|| format!("writing {}", p.display()))

@@ -73,7 +73,7 @@ fn local(p: &Path) -> Result<Tree> {
 }
 
 /// `apt-cache show` fields of the candidate version.
-fn apt_candidate(sh: &Shell, spec: &str) -> Result<(String, String)> {
+fn apt_candidate(sh: &Shell, spec: &str) -> Result<(String, String, Option<String>)> {
     let out = cmd!(sh, "apt-cache show --no-all-versions {spec}")
         .quiet()
         .ignore_stderr()
@@ -91,7 +91,7 @@ fn apt_candidate(sh: &Shell, spec: &str) -> Result<(String, String)> {
     match (field("Version"), field("Filename")) {
         (Some(v), Some(f)) => {
             let file = f.rsplit('/').next().unwrap_or(&f).to_string();
-            Ok((v, file))
+            Ok((v, file, field("SHA256").map(|h| h.to_ascii_lowercase())))
         }
         _ => Err(setup_error(format!(
             "source: apt-cache show {spec}: no Version/Filename"
@@ -103,10 +103,16 @@ fn apt_candidate(sh: &Shell, spec: &str) -> Result<(String, String)> {
 fn debian(spec: &str) -> Result<Tree> {
     let sh = Shell::new()?;
     let pkg = spec.split('=').next().unwrap_or(spec);
-    let (version, deb_name) = apt_candidate(&sh, spec)?;
+    let (version, deb_name, sha256) = apt_candidate(&sh, spec)?;
     let downloads = cache().join("downloads");
     std::fs::create_dir_all(&downloads)?;
     let deb = downloads.join(&deb_name);
+    let stem = deb_name.trim_end_matches(".deb").replace('~', "_");
+    if let Some(want) = &sha256 {
+        if !unpacked(&stem) {
+            drop_if_corrupt(&deb, want)?;
+        }
+    }
     if !deb.exists() {
         eprintln!("    apt-get download {pkg} ({version})");
         // Download into a private directory, then rename: never a half file in the cache.
@@ -115,7 +121,13 @@ fn debian(spec: &str) -> Result<Tree> {
         cmd!(sh, "apt-get download -q {pkg}={version}")
             .quiet()
             .run()
-            .map_err(|e| setup_error(format!("source: apt-get download {pkg}={version}: {e}")))?;
+            .map_err(|e| {
+                let full = crate::util::disk_full(&downloads).map(|n| format!("{n}; "));
+                setup_error(format!(
+                    "source: {}apt-get download {pkg}={version}: {e}",
+                    full.unwrap_or_default()
+                ))
+            })?;
         let got = tmp.path().join(&deb_name);
         if !got.exists() {
             // apt encodes ':' in epochs as %3a; take whatever single .deb came.
@@ -128,7 +140,6 @@ fn debian(spec: &str) -> Result<Tree> {
             std::fs::rename(got, &deb)?;
         }
     }
-    let stem = deb_name.trim_end_matches(".deb").replace('~', "_");
     let path = unpack_deb(&deb, &stem)?;
     Ok(Tree {
         describe: format!("Debian {pkg} {version}"),
@@ -136,6 +147,33 @@ fn debian(spec: &str) -> Result<Tree> {
         path,
         local: false,
     })
+}
+
+/// Whether the tree cache holds the unpacked tree `stem` (then its download is not read).
+fn unpacked(stem: &str) -> bool {
+    cache()
+        .join("src")
+        .join(stem)
+        .join("tree/Makefile")
+        .exists()
+}
+
+/// A cached download about to be unpacked is checked against its sha256 first: a
+/// truncated or damaged file is removed (and so downloaded again), never unpacked.
+fn drop_if_corrupt(file: &Path, want: &str) -> Result<()> {
+    if !file.exists() {
+        return Ok(());
+    }
+    let got = sha256_file(file)?;
+    if got != want {
+        eprintln!(
+            "    cached {} is damaged (sha256 {got}, expected {want}): downloading it again",
+            file.display()
+        );
+        std::fs::remove_file(file)
+            .with_context(|| format!("removing the damaged {}", file.display()))?;
+    }
+    Ok(())
 }
 
 /// Unpacks a linux-source .deb (a tarball inside a .deb) into the tree cache.
@@ -200,6 +238,10 @@ pub fn tarball(tb: &Tarball) -> Result<Tree> {
     let want = tb.sha256.to_ascii_lowercase();
     // Keyed by the whole checksum: a sum that differs in any digit is another entry.
     let file = downloads.join(format!("{want}-{base}"));
+    let stem = format!("url-{want}");
+    if !unpacked(&stem) {
+        drop_if_corrupt(&file, &want)?;
+    }
     if !file.exists() {
         eprintln!("    downloading {}", tb.url);
         let part = tempfile::NamedTempFile::new_in(&downloads)?;
@@ -209,7 +251,14 @@ pub fn tarball(tb: &Tarball) -> Result<Tree> {
         cmd!(sh, "curl -fsSL --retry 3 -o {out} {url}")
             .quiet()
             .run()
-            .map_err(|e| setup_error(format!("source: downloading {url}: {e}")))?;
+            .map_err(|e| {
+                // Checked while the partial file still fills the disk.
+                let full = crate::util::disk_full(&downloads).map(|n| format!("{n}; "));
+                setup_error(format!(
+                    "source: {}downloading {url}: {e}",
+                    full.unwrap_or_default()
+                ))
+            })?;
         let got = sha256_file(part.path())?;
         if got != want {
             // The temporary file is removed on drop: nothing corrupt stays in the cache.
@@ -221,7 +270,6 @@ pub fn tarball(tb: &Tarball) -> Result<Tree> {
         part.persist(&file)
             .map_err(|e| anyhow::anyhow!("keeping download: {e}"))?;
     }
-    let stem = format!("url-{want}");
     let path = if base.ends_with(".deb") {
         unpack_deb(&file, &stem)?
     } else {

@@ -94,6 +94,11 @@ impl StageFailure {
     pub fn exit(&self) -> Exit {
         exit_from_u8(self.exit)
     }
+
+    /// Stopped by SIGINT/SIGTERM (crate::interrupt), not by an error.
+    pub fn interrupted(&self) -> bool {
+        self.exit == crate::interrupt::EXIT_INTERRUPTED
+    }
 }
 
 pub fn exit_from_u8(code: u8) -> Exit {
@@ -101,6 +106,7 @@ pub fn exit_from_u8(code: u8) -> Exit {
         0 => Exit::Ok,
         1 => Exit::Mismatch,
         3 => Exit::Crash,
+        130 => Exit::Interrupted,
         _ => Exit::Setup,
     }
 }
@@ -138,6 +144,7 @@ impl RunLog {
         f: impl FnOnce() -> Result<T>,
     ) -> Stage<T> {
         let start = Instant::now();
+        crate::interrupt::set_run(self.dir.clone(), stage);
         if let Some((name, what)) = &timing {
             eprintln!("==> {name}: {what}");
         }
@@ -149,7 +156,18 @@ impl RunLog {
                 .timings
                 .push((name.to_string(), d.as_secs_f64()));
         }
-        r.map_err(|e| self.fail(StageFailure::new(stage, &e)))
+        r.map_err(|e| {
+            let mut f = StageFailure::new(stage, &e);
+            // ENOSPC reads differently in every tool (curl's 23, tar's "Cannot
+            // write", make's "No space left"): say it once, plainly.
+            for dir in [target_dir(), self.dir.clone()] {
+                if let Some(note) = crate::util::disk_full(&dir) {
+                    f.message = format!("{note}\n{}", f.message);
+                    break;
+                }
+            }
+            self.fail(f)
+        })
     }
 
     /// Records a failure (and saves the record).
@@ -334,6 +352,7 @@ pub fn guest_cmdline(plan: &RunPlan) -> Result<String> {
         thp: q.thp,
         hugepages: q.hugepages,
         swap_mib: q.swap_mib,
+        repeat: plan.repeat,
     };
     qemu::append_line(&guest, &q.append)
 }
@@ -371,7 +390,10 @@ pub fn boot(
         results_raw: log.dir.join("results.ktap"),
         timeout: Duration::from_secs(q.timeout_s),
     };
-    let what = format!("{} suite(s): {}", plan.suites.len(), plan.suites.join(", "));
+    let mut what = format!("{} suite(s): {}", plan.suites.len(), plan.suites.join(", "));
+    if plan.repeat > 1 {
+        what.push_str(&format!(", {} times over", plan.repeat));
+    }
     let outcome = log.step(StageName::Boot, Some(("boot+test", what)), || {
         let started = Instant::now();
         let mut live = |line: &str| {

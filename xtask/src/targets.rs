@@ -272,6 +272,31 @@ impl Matrix {
             if t.qemu.suite_timeout_s == 0 {
                 bail!("{at}.qemu.suite_timeout_s: must be > 0");
             }
+            for (key, v) in [
+                ("memory_mib", u64::from(t.qemu.memory_mib)),
+                ("cpus", u64::from(t.qemu.cpus)),
+                ("timeout_s", t.qemu.timeout_s),
+            ] {
+                if v == 0 {
+                    bail!("{at}.qemu.{key}: must be > 0");
+                }
+            }
+            // The hugetlb pages (2 MiB each) and the swap RAM disk come out of the
+            // guest's memory; the suites and the kernel need room besides.
+            let reserved = t
+                .qemu
+                .hugepages
+                .saturating_mul(2)
+                .saturating_add(t.qemu.swap_mib);
+            if reserved.saturating_add(256) > u64::from(t.qemu.memory_mib) {
+                bail!(
+                    "{at}.qemu.memory_mib: {} MiB cannot hold hugepages ({} x 2 MiB) + \
+                     swap_mib ({} MiB) + 256 MiB for the kernel and the suites",
+                    t.qemu.memory_mib,
+                    t.qemu.hugepages,
+                    t.qemu.swap_mib
+                );
+            }
         }
         if !seen.contains(&self.default) {
             bail!("default: {:?} is not a target", self.default);

@@ -74,6 +74,10 @@ pub struct Options {
     /// from an empty directory with it.
     #[arg(long)]
     pub build_dir: Option<PathBuf>,
+    /// Run the suites N times in one boot; a test whose verdict differs between the
+    /// repetitions is reported as flaky with its pass count (exit 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: Option<u32>,
     /// Read the matrix from this file instead of configs/targets.yaml.
     #[arg(long)]
     pub targets: Option<PathBuf>,
@@ -222,6 +226,7 @@ impl Options {
             out: self.out.clone(),
             build_dir: self.build_dir.clone(),
             commits: self.commits.clone(),
+            repeat: self.repeat,
         }
     }
 }
@@ -307,11 +312,13 @@ fn pipeline(plan: &RunPlan, log: &mut RunLog) -> stages::Stage<Judgement> {
 /// Saves the record, writes the reports and prints the end-of-run text.
 fn finish(log: &mut RunLog, judged: Option<Judgement>) -> Result<Finished> {
     log.finish()?;
+    crate::interrupt::park_if_interrupted();
     let end = match &judged {
         Some(j) => Ending::Judged(j),
         None => Ending::Stopped,
     };
     report::write(&log.dir, &log.record, end)?;
+    crate::interrupt::clear_run();
     if let Some(f) = &log.record.failure {
         eprintln!("error: {}", f.message);
     }

@@ -19,6 +19,8 @@ pub enum Exit {
     Setup = 2,
     /// The kernel crashed, hung, or the output was cut short.
     Crash = 3,
+    /// Stopped by SIGINT or SIGTERM (crate::interrupt).
+    Interrupted = 130,
 }
 
 /// An error that knows which exit code it maps to. Anything else is `Exit::Setup`.
@@ -208,6 +210,28 @@ pub fn lock(path: &Path) -> anyhow::Result<Lock> {
         }
     }
     Ok(Lock(f))
+}
+
+/// `Some(message)` when the file system holding `path` is (nearly) full: less than
+/// 16 MiB or 0.5 % free.
+pub fn disk_full(path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the struct we pass; the path is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let free = st.f_bavail as u64 * st.f_frsize as u64;
+    let total = st.f_blocks as u64 * st.f_frsize as u64;
+    (total > 0 && (free < 16 << 20 || free * 200 < total)).then(|| {
+        format!(
+            "no space left: the file system of {} has {} MiB free of {} MiB",
+            path.display(),
+            free >> 20,
+            total >> 20
+        )
+    })
 }
 
 /// Runs a command with stdout and stderr captured together. A failure to start is

@@ -202,17 +202,20 @@ fn open_results(b: &mut Boot) -> Option<File> {
     }
 }
 
+/// The suites to run, in order: the list (or every suite) `harness.repeat` times over.
 fn suite_list(b: &mut Boot) -> Vec<String> {
-    if let Some(list) = &b.settings.suites {
-        return list.clone();
-    }
-    match runner::list_suites(Path::new(SUITES_DIR)) {
-        Ok(list) => list,
-        Err(e) => {
-            b.note("suite_list", format!("read_dir {SUITES_DIR}: {e}"));
-            Vec::new()
+    let once = if let Some(list) = &b.settings.suites {
+        list.clone()
+    } else {
+        match runner::list_suites(Path::new(SUITES_DIR)) {
+            Ok(list) => list,
+            Err(e) => {
+                b.note("suite_list", format!("read_dir {SUITES_DIR}: {e}"));
+                Vec::new()
+            }
         }
-    }
+    };
+    runner::repeat_list(&once, b.settings.repeat)
 }
 
 fn child_options(settings: &Settings) -> Options {

@@ -109,6 +109,14 @@ pub struct Summary {
     pub exit_code: i32,
 }
 
+/// `list` run `times` times over, in order (`harness.repeat`): each repetition is the
+/// whole list, so a flaky test meets the state every other suite leaves behind.
+pub fn repeat_list(list: &[String], times: u32) -> Vec<String> {
+    (0..times.max(1))
+        .flat_map(|_| list.iter().cloned())
+        .collect()
+}
+
 /// The names of all regular files (or links to them) in `dir`, sorted bytewise.
 /// Non-executable files are included on purpose: they then fail loudly as
 /// `# ERROR cannot execute` instead of silently shrinking the run.
@@ -916,6 +924,14 @@ ok 6 odd
             out.contains("not ok 4 badinterp # ERROR cannot execute: "),
             "{out}"
         );
+    }
+
+    #[test]
+    fn repeat_list_runs_the_whole_list_again() {
+        let l = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(repeat_list(&l, 3), ["a", "b", "a", "b", "a", "b"]);
+        assert_eq!(repeat_list(&l, 1), ["a", "b"]);
+        assert_eq!(repeat_list(&l, 0), ["a", "b"]);
     }
 
     #[test]

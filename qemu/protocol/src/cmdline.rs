@@ -19,6 +19,7 @@
 //! | `harness.thp` | `always`, `madvise` or `never` | [`DEFAULT_THP`] = `always` |
 //! | `harness.hugepages` | `vm.nr_hugepages` to request | [`DEFAULT_HUGEPAGES`] = 128 |
 //! | `harness.swap` | MiB of swap on `/dev/ram0` (the kernel's `brd`), 0 = none | [`DEFAULT_SWAP_MIB`] = 256 |
+//! | `harness.repeat` | run the whole suite list this many times in one boot, > 0 | [`DEFAULT_REPEAT`] = 1 |
 //!
 //! With swap, [`Settings::encode`] also writes `brd.rd_size=<KiB>` ([`BRD_RD_SIZE`]): the
 //! RAM disk must be as large as the swap area the init writes on it. A key given twice
@@ -37,6 +38,8 @@ pub const KEY_THP: &str = "harness.thp";
 pub const KEY_HUGEPAGES: &str = "harness.hugepages";
 /// `harness.swap`.
 pub const KEY_SWAP: &str = "harness.swap";
+/// `harness.repeat`.
+pub const KEY_REPEAT: &str = "harness.repeat";
 /// The kernel's RAM disk size in KiB (`drivers/block/brd.c`), written with the swap.
 pub const BRD_RD_SIZE: &str = "brd.rd_size";
 
@@ -48,6 +51,9 @@ pub const DEFAULT_THP: Thp = Thp::Always;
 pub const DEFAULT_HUGEPAGES: u64 = 128;
 /// Default swap size in MiB, on the `brd` RAM disk, so that `MADV_PAGEOUT` swaps.
 pub const DEFAULT_SWAP_MIB: u64 = 256;
+
+/// Default number of repetitions of the suite list (`--repeat`, flake hunting).
+pub const DEFAULT_REPEAT: u32 = 1;
 
 /// Transparent huge page mode, as written to `/sys/kernel/mm/transparent_hugepage/enabled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +103,8 @@ pub struct Settings {
     pub hugepages: u64,
     /// MiB of swap to set up on the RAM disk; 0 = no swap.
     pub swap_mib: u64,
+    /// How many times the init runs the whole suite list, > 0.
+    pub repeat: u32,
 }
 
 impl Default for Settings {
@@ -107,6 +115,7 @@ impl Default for Settings {
             thp: DEFAULT_THP,
             hugepages: DEFAULT_HUGEPAGES,
             swap_mib: DEFAULT_SWAP_MIB,
+            repeat: DEFAULT_REPEAT,
         }
     }
 }
@@ -120,6 +129,8 @@ pub enum EncodeError {
     ZeroTimeout,
     /// `swap_mib * 1024` does not fit in 64 bits.
     SwapTooLarge(u64),
+    /// `repeat` is 0 (the init would ignore it and run once).
+    ZeroRepeat,
 }
 
 impl fmt::Display for EncodeError {
@@ -132,6 +143,7 @@ impl fmt::Display for EncodeError {
             ),
             EncodeError::ZeroTimeout => write!(f, "{KEY_TIMEOUT}: the timeout must be > 0 s"),
             EncodeError::SwapTooLarge(m) => write!(f, "{KEY_SWAP}: {m} MiB is too large"),
+            EncodeError::ZeroRepeat => write!(f, "{KEY_REPEAT}: the repetitions must be > 0"),
         }
     }
 }
@@ -158,7 +170,7 @@ impl Settings {
     }
 
     /// The kernel parameters that carry these settings, space separated, every key
-    /// written (defaults too), plus `brd.rd_size` when there is swap. [`parse`] of the
+    /// written (defaults too; `harness.repeat` only when not 1), plus `brd.rd_size` when there is swap. [`parse`] of the
     /// result gives back `self` with no diagnostics.
     pub fn encode(&self) -> Result<String, EncodeError> {
         let mut params = Vec::new();
@@ -175,6 +187,13 @@ impl Settings {
         params.push(format!("{KEY_THP}={}", self.thp));
         params.push(format!("{KEY_HUGEPAGES}={}", self.hugepages));
         params.push(format!("{KEY_SWAP}={}", self.swap_mib));
+        if self.repeat == 0 {
+            return Err(EncodeError::ZeroRepeat);
+        }
+        // Written only when it is not 1: a run without --repeat keeps its old line.
+        if self.repeat != DEFAULT_REPEAT {
+            params.push(format!("{KEY_REPEAT}={}", self.repeat));
+        }
         if self.swap_mib > 0 {
             let kib = self
                 .swap_mib
@@ -277,6 +296,13 @@ pub fn parse(cmdline: &str) -> Parsed {
                     settings.swap_mib
                 )),
             },
+            KEY_REPEAT => match value.parse::<u32>() {
+                Ok(n) if n > 0 => settings.repeat = n,
+                _ => diagnostics.push(format!(
+                    "ignored kernel parameter {param}: expected a count > 0, using {}",
+                    settings.repeat
+                )),
+            },
             _ => diagnostics.push(format!("ignored unknown kernel parameter {param}")),
         }
     }
@@ -308,7 +334,7 @@ mod tests {
         let p = parse(
             "console=ttyS0 harness.suites=soft-dirty,pagemap_ioctl,pagemap_scan_regressions \
              harness.timeout=42 harness.thp=madvise harness.hugepages=16 panic=-1 \
-             harness.swap=64 brd.rd_size=65536",
+             harness.swap=64 brd.rd_size=65536 harness.repeat=20",
         );
         assert_eq!(
             p.settings.suites,
@@ -322,6 +348,7 @@ mod tests {
         assert_eq!(p.settings.thp, Thp::Madvise);
         assert_eq!(p.settings.hugepages, 16);
         assert_eq!(p.settings.swap_mib, 64);
+        assert_eq!(p.settings.repeat, 20);
         assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
     }
 
@@ -355,10 +382,10 @@ mod tests {
     fn bad_values_keep_defaults_with_diagnostics() {
         let p = parse(
             "harness.timeout=0 harness.timeout=abc harness.thp=sometimes \
-             harness.hugepages=-1 harness.suites harness.swap=1G",
+             harness.hugepages=-1 harness.suites harness.swap=1G harness.repeat=0",
         );
         assert_eq!(p.settings, Settings::default());
-        assert_eq!(p.diagnostics.len(), 6, "{:?}", p.diagnostics);
+        assert_eq!(p.diagnostics.len(), 7, "{:?}", p.diagnostics);
         assert!(p.diagnostics[0].contains("harness.timeout=0"));
         assert!(p.diagnostics[0].contains("using 600 s"));
         assert!(p.diagnostics[1].contains("harness.timeout=abc"));
@@ -366,6 +393,7 @@ mod tests {
         assert!(p.diagnostics[3].contains("harness.hugepages=-1"));
         assert!(p.diagnostics[4].contains("harness.suites"));
         assert!(p.diagnostics[5].contains("harness.swap=1G"));
+        assert!(p.diagnostics[6].contains("harness.repeat=0"));
     }
 
     #[test]
@@ -410,6 +438,14 @@ mod tests {
         };
         let line = none.encode().unwrap();
         assert!(line.ends_with("harness.swap=0"), "{line}");
+        let twenty = Settings {
+            repeat: 20,
+            ..none.clone()
+        };
+        assert!(twenty
+            .encode()
+            .unwrap()
+            .ends_with("harness.swap=0 harness.repeat=20"));
         assert!(
             !line.contains(BRD_RD_SIZE) && !line.contains(KEY_SUITES),
             "{line}"
@@ -439,6 +475,11 @@ mod tests {
             ..Settings::default()
         };
         assert!(matches!(huge.encode(), Err(EncodeError::SwapTooLarge(_))));
+        let never = Settings {
+            repeat: 0,
+            ..Settings::default()
+        };
+        assert_eq!(never.encode(), Err(EncodeError::ZeroRepeat));
     }
 
     #[test]
@@ -451,6 +492,7 @@ mod tests {
                 thp: Thp::Madvise,
                 hugepages: 0,
                 swap_mib: 0,
+                repeat: 20,
             },
             Settings {
                 suites: Some(vec![]),
@@ -458,6 +500,7 @@ mod tests {
                 thp: Thp::Never,
                 hugepages: 4096,
                 swap_mib: 1,
+                repeat: u32::MAX,
             },
             Settings {
                 suites: Some(vec!["b".into(), "a.c".into(), "b".into()]),

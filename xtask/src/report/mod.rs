@@ -44,13 +44,14 @@ impl Ending<'_> {
         match self.exit(r) {
             Exit::Ok => None,
             Exit::Mismatch => Some(StageName::Results),
-            Exit::Crash | Exit::Setup => Some(StageName::Boot),
+            Exit::Crash | Exit::Setup | Exit::Interrupted => Some(StageName::Boot),
         }
     }
 
     /// One line: what the exit code means for this run.
     pub fn headline(&self, r: &RunRecord) -> String {
         match (self, &r.failure) {
+            (_, Some(f)) if f.interrupted() => format!("interrupted: {}", f.message),
             (_, Some(f)) => format!(
                 "set-up error at stage {}: {}",
                 f.stage,
