@@ -5,6 +5,8 @@
 //! `#[ignore]`d in `cargo test --workspace` and run by `.ci/run` after the main job
 //! has built the kernel: `cargo test -p xtask --test faults -- --ignored --test-threads 1`.
 
+mod common;
+use common::serve;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -617,39 +619,6 @@ fn bad_targets_values_exit_2_naming_the_key() {
     }
 }
 
-/// Serves `file` at any path on 127.0.0.1:<port> (the tarball test's fixture, small).
-fn serve(file: PathBuf) -> u16 {
-    use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten() {
-            let file = file.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn.try_clone().unwrap());
-                let mut line = String::new();
-                while r.read_line(&mut line).unwrap_or(0) > 2 {
-                    line.clear();
-                }
-                let mut w = conn;
-                let mut f = std::fs::File::open(&file).unwrap();
-                let len = f.metadata().unwrap().len();
-                let _ = write!(
-                    w,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
-                );
-                let mut buf = vec![0; 1 << 20];
-                loop {
-                    let n = f.read(&mut buf).unwrap();
-                    if n == 0 || w.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
 
 #[test]
 #[ignore = "needs the linux-source-6.12 .deb of the main job; run by .ci/run"]
