@@ -619,7 +619,6 @@ fn bad_targets_values_exit_2_naming_the_key() {
     }
 }
 
-
 #[test]
 #[ignore = "needs the linux-source-6.12 .deb of the main job; run by .ci/run"]
 fn a_truncated_cached_download_is_refetched_and_sigterm_during_unpack_publishes_nothing() {

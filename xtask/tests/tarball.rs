@@ -10,7 +10,6 @@ mod common;
 use common::serve;
 use std::path::{Path, PathBuf};
 
-
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
