@@ -6,7 +6,7 @@
 //! has built the kernel: `cargo test -p xtask --test faults -- --ignored --test-threads 1`.
 
 mod common;
-use common::serve;
+use common::{serve_deb_6_12, ServedDeb};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -622,24 +622,11 @@ fn bad_targets_values_exit_2_naming_the_key() {
 #[test]
 #[ignore = "needs the linux-source-6.12 .deb of the main job; run by .ci/run"]
 fn a_truncated_cached_download_is_refetched_and_sigterm_during_unpack_publishes_nothing() {
-    let downloads = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kernel/downloads");
-    let deb = std::fs::read_dir(&downloads)
-        .expect("the main job has downloaded sources")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("linux-source-6.12_")
-        })
-        .expect("linux-source-6.12 .deb in target/kernel/downloads");
-    let out = Command::new("sha256sum").arg(&deb).output().unwrap();
-    let sha = String::from_utf8(out.stdout).unwrap()[..64].to_string();
-    let url = format!(
-        "http://127.0.0.1:{}/linux-source-6.12.deb",
-        serve(deb.clone())
-    );
+    let ServedDeb {
+        path: deb,
+        sha,
+        url,
+    } = serve_deb_6_12();
     // Its own cache (CARGO_TARGET_DIR), holding a truncated copy of the download.
     let target = tempfile::tempdir().unwrap();
     let cached = target
@@ -699,24 +686,7 @@ fn a_truncated_cached_download_is_refetched_and_sigterm_during_unpack_publishes_
 #[test]
 #[ignore = "mounts a tmpfs (root) and serves the linux-source-6.12 .deb of the main job; run by .ci/run"]
 fn disk_full_under_the_target_dir_is_a_clear_source_error_and_leaves_nothing() {
-    let downloads = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kernel/downloads");
-    let deb = std::fs::read_dir(&downloads)
-        .expect("the main job has downloaded sources")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("linux-source-6.12_")
-        })
-        .expect("linux-source-6.12 .deb in target/kernel/downloads");
-    let out = Command::new("sha256sum").arg(&deb).output().unwrap();
-    let sha = String::from_utf8(out.stdout).unwrap()[..64].to_string();
-    let url = format!(
-        "http://127.0.0.1:{}/linux-source-6.12.deb",
-        serve(deb.clone())
-    );
+    let ServedDeb { sha, url, .. } = serve_deb_6_12();
     let mnt = tempfile::tempdir().unwrap();
     let st = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])

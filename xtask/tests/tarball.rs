@@ -7,15 +7,8 @@
 //! `.ci/run` runs it after the main job.
 
 mod common;
-use common::serve;
-use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use common::{serve_deb_6_12, ServedDeb};
+use std::path::Path;
 
 /// 6.12.117 lacks the 6.19 soft-dirty merge fix (as configs/targets.yaml says).
 const MERGE_FIX: &str =
@@ -50,32 +43,12 @@ fn run(targets: &Path, out: &Path) -> std::process::Output {
 #[test]
 #[ignore = "needs the linux-source-6.12 .deb downloaded by the main job; run by .ci/run"]
 fn tarball_over_http_is_verified_and_built() {
-    let downloads = root().join("target/kernel/downloads");
-    let deb = std::fs::read_dir(&downloads)
-        .expect("the main job has downloaded sources")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("linux-source-6.12_")
-        })
-        .expect("linux-source-6.12 .deb in target/kernel/downloads");
-    let sha = {
-        let out = std::process::Command::new("sha256sum")
-            .arg(&deb)
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    let port = serve(deb.clone());
-    let url = format!("http://127.0.0.1:{port}/linux-source-6.12.deb");
+    let ServedDeb {
+        path: deb,
+        sha,
+        url,
+    } = serve_deb_6_12();
+    let downloads = deb.parent().unwrap().to_path_buf();
     let dir = tempfile::tempdir().unwrap();
 
     // A wrong sum: exit 2, a message naming both sums, nothing kept.

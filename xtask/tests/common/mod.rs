@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Serves one file at any path, for as many GETs as come, on 127.0.0.1:<port>.
 pub fn serve(file: PathBuf) -> u16 {
@@ -35,4 +35,37 @@ pub fn serve(file: PathBuf) -> u16 {
         }
     });
     port
+}
+
+/// The main job's linux-source-6.12 .deb (target/kernel/downloads), served over
+/// loopback: `(path, sha256, url)`.
+pub struct ServedDeb {
+    pub path: PathBuf,
+    pub sha: String,
+    pub url: String,
+}
+
+pub fn serve_deb_6_12() -> ServedDeb {
+    let downloads = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kernel/downloads");
+    let path = std::fs::read_dir(&downloads)
+        .expect("the main job has downloaded sources")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("linux-source-6.12_")
+        })
+        .expect("linux-source-6.12 .deb in target/kernel/downloads");
+    let out = std::process::Command::new("sha256sum")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let sha = String::from_utf8(out.stdout).unwrap()[..64].to_string();
+    let url = format!(
+        "http://127.0.0.1:{}/linux-source-6.12.deb",
+        serve(path.clone())
+    );
+    ServedDeb { path, sha, url }
 }
