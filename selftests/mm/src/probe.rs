@@ -90,13 +90,22 @@ pub fn check_vmflag(addr: usize, flag: &str) -> Result<bool> {
 /// vm_util's `softdirty_supported()`: a fresh anonymous mapping carries `sd`
 /// (VM_SOFTDIRTY) in its VmFlags iff the kernel has CONFIG_MEM_SOFT_DIRTY.
 pub fn softdirty_supported() -> Result<bool> {
-    let m = Mapping::anon(page_size())?;
+    let m = own_vma()?;
     check_vmflag(m.addr(), "sd")
+}
+
+/// A fresh anonymous page that is a VMA of its own: MADV_DONTDUMP gives it a flag
+/// no neighbour has, so a mapping another thread makes next to it cannot merge with
+/// it (then it would no longer *start* a VMA, and its smaps block would be missing).
+pub fn own_vma() -> Result<Mapping> {
+    let m = Mapping::anon(page_size())?;
+    m.advise(0, m.len(), libc::MADV_DONTDUMP)?;
+    Ok(m)
 }
 
 /// Why soft-dirty is unavailable (`None` when it is available), for SKIP messages.
 pub fn softdirty_unsupported_reason() -> Result<Option<String>> {
-    let m = Mapping::anon(page_size())?;
+    let m = own_vma()?;
     let flags = vm_flags(m.addr())?;
     if flags.iter().any(|f| f == "sd") {
         Ok(None)
@@ -430,7 +439,8 @@ VmFlags: rd wr mr mw me ac
 
     #[test]
     fn fresh_mapping_has_vmflags() {
-        let m = Mapping::anon(page_size()).unwrap();
+        // Its own VMA: test threads map and unmap next to it all the time.
+        let m = own_vma().unwrap();
         let f = vm_flags(m.addr()).unwrap();
         assert!(
             f.iter().any(|x| x == "rd") && f.iter().any(|x| x == "wr"),
