@@ -17,6 +17,10 @@ pub const FORMAT: u64 = 1;
 /// The approach every ratio is taken against (the kernel's way).
 pub const BASELINE: &str = "pagemap_scan_wp_async";
 
+/// A timed interval shorter than this many clock steps is not resolved (one step is
+/// more than 5% of it).
+pub const MIN_STEPS: f64 = 20.0;
+
 /// The run's environment record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
@@ -30,6 +34,9 @@ pub struct Meta {
     pub clock: String,
     pub clock_kind: String,
     pub monotonic_step_ns: Option<f64>,
+    /// The smallest step of the clock the rounds were timed with (older records: none).
+    #[serde(default)]
+    pub clock_resolution_ns: Option<f64>,
     #[serde(default)]
     pub clocksource: String,
     pub hypervisor: bool,
@@ -67,6 +74,17 @@ pub enum Record {
         w_of_n: String,
         #[serde(flatten)]
         spread: Spread,
+        /// How many approaches took turns within each repetition (1: timed alone).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interleaved: Option<u64>,
+        /// Over the repetitions: this approach's time / the baseline's time in the same
+        /// repetition (when both took turns in one group).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ratio_min: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ratio_median: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ratio_p90: Option<f64>,
     },
     Fault {
         approach: String,
@@ -373,11 +391,67 @@ impl Bench {
         s.into_iter().collect()
     }
 
-    /// `median(approach) / median(baseline)` at `n` pages, `w_of_n` written.
+    /// The approach's time over the baseline's at `n` pages, `w_of_n` written: the
+    /// median of the per-repetition ratios when the two took turns (robust to drift of
+    /// the machine's speed), else median / median.
     pub fn ratio(&self, approach: &str, n: u64, w_of_n: &str) -> Option<f64> {
+        if let Some(r) = self.paired_ratio(approach, n, w_of_n) {
+            return Some(r);
+        }
         let a = self.round(approach, n, w_of_n)?;
         let b = self.round(BASELINE, n, w_of_n)?;
         (b.median_ns > 0.0).then(|| a.median_ns / b.median_ns)
+    }
+
+    /// The median of the per-repetition ratios to the baseline, when measured.
+    pub fn paired_ratio(&self, approach: &str, n: u64, w_of_n: &str) -> Option<f64> {
+        self.records.iter().find_map(|r| match r {
+            Record::Round {
+                approach: a,
+                n: rn,
+                w_of_n: k,
+                ratio_median,
+                ..
+            } if a == approach && *rn == n && k == w_of_n => *ratio_median,
+            _ => None,
+        })
+    }
+
+    /// The cells the clock cannot resolve: the shortest timed interval (a round; a
+    /// fault writer's share of the pages) is under [`MIN_STEPS`] steps of the clock,
+    /// so one step is more than 5% of it. Each: (approach, cell, shortest interval ns).
+    pub fn unresolved(&self) -> Vec<(String, String, f64)> {
+        let Some(step) = self.meta.clock_resolution_ns.filter(|s| *s > 0.0) else {
+            return Vec::new();
+        };
+        self.records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Round {
+                    approach,
+                    n,
+                    w_of_n,
+                    spread,
+                    ..
+                } => Some((
+                    approach.clone(),
+                    format!("round N={n} W={w_of_n}"),
+                    spread.min_ns,
+                )),
+                Record::Fault {
+                    approach,
+                    threads,
+                    pages,
+                    spread,
+                } => Some((
+                    approach.clone(),
+                    format!("first write, {threads} thread(s)"),
+                    spread.min_ns * *pages as f64 / (*threads).max(1) as f64,
+                )),
+                _ => None,
+            })
+            .filter(|(_, _, t)| *t < MIN_STEPS * step)
+            .collect()
     }
 }
 
@@ -541,6 +615,35 @@ pub fn markdown(b: &Bench, env: Environment) -> String {
             " **The output was cut short (no end record): the tables are partial.**"
         }
     );
+    let unresolved = b.unresolved();
+    if !unresolved.is_empty() {
+        let _ = writeln!(
+            s,
+            "## **THE CLOCK CANNOT RESOLVE THESE TIMES**\n\nThe rounds were timed with a \
+             clock that steps by {:.0} ns (clocksource {}): {} cell(s) lasted under {} \
+             steps, so their figures are quantised and their ratios meaningless. \
+             `cargo xtask bench` exits 2 on such a run. Cells: {}.\n",
+            m.clock_resolution_ns.unwrap_or(f64::NAN),
+            m.clocksource,
+            unresolved.len(),
+            MIN_STEPS,
+            unresolved
+                .iter()
+                .map(|(a, c, _)| format!("{a} {c}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    if matches!(m.clocksource.as_str(), "jiffies" | "refined-jiffies") {
+        let _ = writeln!(
+            s,
+            "The kernel's clocksource is {}: CLOCK_MONOTONIC steps by ticks (step {:.0} ns); \
+             the rounds were timed with {}.\n",
+            m.clocksource,
+            m.monotonic_step_ns.unwrap_or(f64::NAN),
+            m.clock
+        );
+    }
     let _ = writeln!(
         s,
         "## One round: find the pages written, then reset\n\nMicroseconds per round: \
@@ -558,7 +661,11 @@ pub fn markdown(b: &Bench, env: Environment) -> String {
         for k in b.w_kinds() {
             let _ = writeln!(
                 s,
-                "### Ratio to PAGEMAP_SCAN (median / median), {}\n\n{}",
+                "### Ratio to PAGEMAP_SCAN, {}\n\nThe median over the repetitions of \
+                 (this approach's round / PAGEMAP_SCAN's round in the same repetition) where \
+                 the approaches took turns within each repetition; median / median for an \
+                 approach timed alone (the soft-dirty ones: clear_refs touches every \
+                 mapping of the process).\n\n{}",
                 w_title(&k),
                 ratio_table(b, &k)
             );
@@ -656,6 +763,43 @@ pub mod tests {
   # bench-json: {"kind":"fault","approach":"mprotect_sigsegv","threads":1,"pages":256,"samples":5,"min_ns":4078.3,"median_ns":4280.7,"p90_ns":4528.6}
   # bench-json: {"kind":"end","seconds":0.3}
 "#;
+
+    /// A paired ratio (per repetition) wins over median / median; a clock too coarse
+    /// for the times measured is named.
+    #[test]
+    fn paired_ratio_and_unresolved_cells() {
+        let b = parse(SAMPLE).unwrap();
+        let plain = b.ratio("mprotect_sigsegv", 1, "n/10").unwrap();
+        assert!((plain - 1302.0 / 1391.0).abs() < 1e-9, "{plain}");
+        assert!(b.unresolved().is_empty());
+        let paired = SAMPLE.replace(
+            r#""median_ns":1302.0,"p90_ns":1319.0}"#,
+            r#""median_ns":1302.0,"p90_ns":1319.0,"interleaved":2,"ratio_min":0.9,"ratio_median":0.95,"ratio_p90":1.0}"#,
+        );
+        let p = parse(&paired).unwrap();
+        assert_eq!(p.ratio("mprotect_sigsegv", 1, "n/10"), Some(0.95));
+        // A 4 ms clock: every cell of the sample is shorter than 20 steps.
+        let coarse = SAMPLE.replace(
+            r#""monotonic_step_ns":52.0,"#,
+            r#""monotonic_step_ns":4000000.0,"clock_resolution_ns":4000000.0,"#,
+        );
+        let c = parse(&coarse).unwrap();
+        let u = c.unresolved();
+        assert!(
+            u.iter()
+                .any(|(a, cell, _)| a == "mprotect_sigsegv" && cell == "round N=1 W=n/10"),
+            "{u:?}"
+        );
+        let md = markdown(&c, Environment::Tcg);
+        assert!(md.contains("THE CLOCK CANNOT RESOLVE"), "{md}");
+        let dir = tempfile::tempdir().unwrap();
+        let mut ok = c.clone();
+        ok.records.retain(|r| !matches!(r, Record::Error { .. }));
+        assert_eq!(
+            super::super::write_report(&ok, Environment::Tcg, dir.path()).unwrap(),
+            crate::util::Exit::Setup
+        );
+    }
 
     #[test]
     fn parses_forwarded_lines() {

@@ -20,6 +20,8 @@ pub struct Clock {
     ns_per_tick: f64,
     /// The smallest step of CLOCK_MONOTONIC seen (ns).
     pub monotonic_step_ns: f64,
+    /// The smallest step of this clock seen (ns): the finest time it can tell apart.
+    pub resolution_ns: f64,
 }
 
 /// A CLOCK_MONOTONIC step coarser than this makes the TSC the clock (a TCG guest
@@ -80,6 +82,7 @@ impl Clock {
                 kind: ClockKind::Monotonic,
                 ns_per_tick: 1.0,
                 monotonic_step_ns: step,
+                resolution_ns: step,
             };
         }
         // Both ends on a step edge of CLOCK_MONOTONIC.
@@ -91,10 +94,23 @@ impl Clock {
             t1 = next_step(t1);
         }
         let c1 = tsc().unwrap_or(0);
+        let ns_per_tick = (t1 - t0) as f64 / (c1.wrapping_sub(c0)).max(1) as f64;
+        // The TSC's own step: the smallest non-zero difference of two reads (an
+        // emulated TSC may advance in larger steps than one tick).
+        let mut tsc_step = u64::MAX;
+        let mut prev = tsc().unwrap_or(0);
+        for _ in 0..10_000 {
+            let c = tsc().unwrap_or(0);
+            if c > prev {
+                tsc_step = tsc_step.min(c - prev);
+            }
+            prev = c;
+        }
         Clock {
             kind: ClockKind::Tsc,
-            ns_per_tick: (t1 - t0) as f64 / (c1.wrapping_sub(c0)).max(1) as f64,
+            ns_per_tick,
             monotonic_step_ns: step,
+            resolution_ns: tsc_step as f64 * ns_per_tick,
         }
     }
 
@@ -119,8 +135,8 @@ impl Clock {
                 format!("CLOCK_MONOTONIC (step {:.0} ns)", self.monotonic_step_ns)
             }
             ClockKind::Tsc => format!(
-                "TSC at {:.3} ns/tick, calibrated against CLOCK_MONOTONIC (step {:.0} ns)",
-                self.ns_per_tick, self.monotonic_step_ns
+                "TSC at {:.3} ns/tick (step {:.1} ns), calibrated against CLOCK_MONOTONIC (step {:.0} ns)",
+                self.ns_per_tick, self.resolution_ns, self.monotonic_step_ns
             ),
         }
     }
@@ -184,6 +200,8 @@ pub enum Val {
     Str(String),
     Int(u64),
     Num(f64),
+    /// A ratio: 4 decimals.
+    Ratio(f64),
     Bool(bool),
 }
 
@@ -196,7 +214,8 @@ pub fn json_object(fields: &[(&str, Val)]) -> String {
                 Val::Str(s) => json_str(s),
                 Val::Int(i) => i.to_string(),
                 Val::Num(x) if x.is_finite() => format!("{x:.1}"),
-                Val::Num(_) => "null".into(),
+                Val::Ratio(x) if x.is_finite() => format!("{x:.4}"),
+                Val::Num(_) | Val::Ratio(_) => "null".into(),
                 Val::Bool(b) => b.to_string(),
             };
             format!("{}:{v}", json_str(k))
@@ -229,8 +248,9 @@ mod tests {
                 ("x", Val::Num(1.26)),
                 ("ok", Val::Bool(true)),
                 ("bad", Val::Num(f64::NAN)),
+                ("r", Val::Ratio(0.123456)),
             ]),
-            r#"{"kind":"round","n":10,"x":1.3,"ok":true,"bad":null}"#
+            r#"{"kind":"round","n":10,"x":1.3,"ok":true,"bad":null,"r":0.1235}"#
         );
     }
 
@@ -252,6 +272,11 @@ mod tests {
     fn calibrated_tsc_measures_a_sleep() {
         let c = Clock::calibrate(Duration::from_millis(100), Some(ClockKind::Tsc));
         assert_eq!(c.kind, ClockKind::Tsc);
+        assert!(
+            c.resolution_ns > 0.0 && c.resolution_ns < 1000.0,
+            "TSC step {} ns",
+            c.resolution_ns
+        );
         let (a, t) = (c.now(), Instant::now());
         std::thread::sleep(Duration::from_millis(20));
         let (d, want) = (c.ns(c.now() - a), t.elapsed().as_nanos() as f64);

@@ -177,7 +177,174 @@ fn check(found: &[usize], written: &[usize]) -> CellResult<()> {
     ))
 }
 
-/// One round cell: arm N pages, then (write W, time the round, check) repeatedly.
+/// One approach's result in a round cell.
+#[derive(Debug)]
+struct RoundCell {
+    /// The round times (ns).
+    time: Spread,
+    /// Per repetition, this approach's time over the baseline's time in the same
+    /// repetition (only when both were in the interleaved group).
+    ratio: Option<Spread>,
+    /// How many approaches took turns in each repetition (1: measured alone).
+    interleaved: usize,
+}
+
+/// The approaches that may share the process while they are timed. clear_refs 4
+/// resets soft-dirty, and write-protects, in every mapping of the process: with other
+/// armed ranges the soft-dirty round would walk (and disturb) theirs too, so the
+/// soft-dirty approaches are timed alone. The others touch only their own range.
+fn range_local(a: Approach) -> bool {
+    !matches!(a, Approach::SoftDirtyPagemap | Approach::ScanSoftDirty)
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes.
+fn mem_available() -> Option<usize> {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .map(|kb| kb * 1024)
+}
+
+/// One round cell for each approach of `group`: arm N pages each, then repeat (write
+/// W, time the round, check) with the approaches taking turns within each
+/// repetition, the first of the turn rotating, so that whatever else the machine does
+/// falls on all of them alike. With the baseline in the group, each repetition also
+/// gives every other approach's ratio to it (robust where the times themselves drift).
+/// A failing approach leaves the group; the others go on.
+fn measure_rounds(
+    group: &[Approach],
+    n: usize,
+    kind: WKind,
+    cfg: &Config,
+    clock: &Clock,
+) -> Vec<(Approach, CellResult<RoundCell>, (usize, Option<String>))> {
+    struct Armed {
+        a: Approach,
+        w: Option<Box<dyn approaches::Watch>>,
+        samples: Vec<f64>,
+        ratios: Vec<f64>,
+        walk_end: (usize, Option<String>),
+        err: Option<String>,
+    }
+    let written = kind.pattern(n);
+    approaches::take_walk_end_anomaly();
+    let mut armed: Vec<Armed> = group
+        .iter()
+        .map(|&a| {
+            let (w, err) = match a.arm(n) {
+                Ok(w) => (Some(w), None),
+                Err(e) => (None, Some(e)),
+            };
+            Armed {
+                a,
+                w,
+                samples: Vec::new(),
+                ratios: Vec::new(),
+                walk_end: (0, None),
+                err,
+            }
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    // One round of one approach: write W pages (not timed), time the round, check.
+    let one = |x: &mut Armed, value: u8, out: &mut Vec<usize>| -> Result<f64, String> {
+        let w = x.w.as_mut().ok_or("not armed")?;
+        let base = w.base();
+        for &p in &written {
+            write_page(base, p, value);
+        }
+        let t0 = clock.now();
+        let r = w.round(out);
+        let t1 = clock.now();
+        let (calls, first) = approaches::take_walk_end_anomaly();
+        x.walk_end.0 += calls;
+        if x.walk_end.1.is_none() {
+            x.walk_end.1 = first;
+        }
+        r?;
+        check(out, &written)?;
+        Ok(clock.ns(t1.wrapping_sub(t0)))
+    };
+    let mut value = 2u8;
+    for _ in 0..cfg.warmup {
+        value = value.wrapping_add(1);
+        for x in armed.iter_mut().filter(|x| x.err.is_none()) {
+            if let Err(e) = one(x, value, &mut out) {
+                x.err = Some(e);
+            }
+        }
+    }
+    let k = armed.len();
+    let baseline = armed.iter().position(|x| x.a == Approach::ScanWpAsync);
+    let started = Instant::now();
+    let mut reps = 0;
+    while armed.iter().any(|x| x.err.is_none()) {
+        value = value.wrapping_add(1);
+        let mut times = vec![None; k];
+        for i in (0..k).map(|j| (j + reps) % k) {
+            let x = &mut armed[i];
+            if x.err.is_some() {
+                continue;
+            }
+            match one(x, value, &mut out) {
+                Ok(t) => {
+                    x.samples.push(t);
+                    times[i] = Some(t);
+                }
+                Err(e) => x.err = Some(e),
+            }
+        }
+        if let Some(tb) = baseline.and_then(|b| times[b]) {
+            for (i, t) in times.iter().enumerate() {
+                if let (Some(t), false) = (t, Some(i) == baseline) {
+                    armed[i].ratios.push(t / tb);
+                }
+            }
+        }
+        reps += 1;
+        if reps >= cfg.max_reps
+            || (reps >= cfg.min_reps && started.elapsed() >= cfg.budget * k as u32)
+        {
+            break;
+        }
+    }
+    armed
+        .into_iter()
+        .map(|mut x| {
+            let r = match x.err.take() {
+                Some(e) => Err(e),
+                None => {
+                    // A round finds nothing when nothing was written.
+                    let w = x.w.as_mut().expect("armed");
+                    w.round(&mut out)
+                        .and_then(|()| check(&out, &[]))
+                        .map(|()| RoundCell {
+                            time: spread(&x.samples),
+                            // A ratio needs the baseline in every repetition.
+                            ratio: (x.ratios.len() == x.samples.len() && !x.ratios.is_empty())
+                                .then(|| spread(&x.ratios)),
+                            interleaved: k,
+                        })
+                }
+            };
+            let (calls, first) = approaches::take_walk_end_anomaly();
+            x.walk_end.0 += calls;
+            if x.walk_end.1.is_none() {
+                x.walk_end.1 = first;
+            }
+            (x.a, r, x.walk_end)
+        })
+        .collect()
+}
+
+/// One round cell of one approach, timed alone.
+#[cfg(test)]
 fn measure_round(
     a: Approach,
     n: usize,
@@ -185,42 +352,10 @@ fn measure_round(
     cfg: &Config,
     clock: &Clock,
 ) -> CellResult<Spread> {
-    let mut w = a.arm(n)?;
-    let written = kind.pattern(n);
-    let base = w.base();
-    let mut out = Vec::with_capacity(n);
-    let mut value = 2u8;
-    let write = |v: u8| {
-        for &p in &written {
-            write_page(base, p, v);
-        }
-    };
-    for _ in 0..cfg.warmup {
-        value = value.wrapping_add(1);
-        write(value);
-        w.round(&mut out)?;
-        check(&out, &written)?;
-    }
-    let started = Instant::now();
-    let mut samples = Vec::new();
-    loop {
-        value = value.wrapping_add(1);
-        write(value);
-        let t0 = clock.now();
-        w.round(&mut out)?;
-        let t1 = clock.now();
-        check(&out, &written)?;
-        samples.push(clock.ns(t1.wrapping_sub(t0)));
-        if samples.len() >= cfg.max_reps
-            || (samples.len() >= cfg.min_reps && started.elapsed() >= cfg.budget)
-        {
-            break;
-        }
-    }
-    // A round found nothing when nothing was written.
-    w.round(&mut out)?;
-    check(&out, &[])?;
-    Ok(spread(&samples))
+    let (_, r, _) = measure_rounds(&[a], n, kind, cfg, clock)
+        .pop()
+        .expect("one approach, one result");
+    r.map(|c| c.time)
 }
 
 /// The fault cell: ns per first write to a watched page with `threads` writers.
@@ -307,6 +442,7 @@ fn read_trimmed(path: &str) -> String {
 
 struct Args {
     quick: bool,
+    interleave: bool,
     json: Option<String>,
     pin: bool,
     clock: Option<measure::ClockKind>,
@@ -314,11 +450,12 @@ struct Args {
 }
 
 const USAGE: &str =
-    "usage: pagemap_bench [--quick] [--json PATH] [--no-pin] [--clock auto|monotonic|tsc] [--approaches ID,ID...]";
+    "usage: pagemap_bench [--quick] [--json PATH] [--no-pin] [--no-interleave] [--clock auto|monotonic|tsc] [--approaches ID,ID...]";
 
 fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut a = Args {
         quick: false,
+        interleave: true,
         json: None,
         pin: true,
         clock: None,
@@ -329,6 +466,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         match arg.as_str() {
             "--quick" => a.quick = true,
             "--no-pin" => a.pin = false,
+            "--no-interleave" => a.interleave = false,
             "--clock" => {
                 a.clock = match it.next().map(String::as_str) {
                     Some("auto") => None,
@@ -431,6 +569,14 @@ fn main() {
             ", main thread pinned to CPU {c}"
         ))
     ));
+    if clock.resolution_ns > 1000.0 {
+        out.ksft.print_msg(format_args!(
+            "WARNING: the clock steps by {:.0} ns (clocksource {}): a time shorter than \
+             about 20 steps is not resolved (cargo xtask bench refuses such cells)",
+            clock.resolution_ns,
+            read_trimmed("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        ));
+    }
     out.record(&[
         ("kind", Val::Str("meta".into())),
         ("program", Val::Str("pagemap_bench".into())),
@@ -458,6 +604,7 @@ fn main() {
             ),
         ),
         ("monotonic_step_ns", Val::Num(clock.monotonic_step_ns)),
+        ("clock_resolution_ns", Val::Ratio(clock.resolution_ns)),
         (
             "clocksource",
             Val::Str(read_trimmed(
@@ -469,11 +616,11 @@ fn main() {
         ("fault_pages", Val::Int(cfg.fault_pages as u64)),
     ]);
 
-    let mut present = 0;
     let mut failed = 0;
+    // Probe first: every approach's record comes before any measurement.
+    let mut present: Vec<Approach> = Vec::new();
     for &a in &approaches {
-        let probe = match a.probe() {
-            Ok(p) => p,
+        match a.probe() {
             Err(e) => {
                 out.record(&[
                     ("kind", Val::Str("error".into())),
@@ -485,93 +632,154 @@ fn main() {
                     .print_msg(format_args!("{}: probe failed: {e}", a.id()));
                 out.ksft.test_result_fail(a.id());
                 failed += 1;
-                continue;
             }
-        };
-        if let Probe::Absent(reason) = probe {
-            out.record(&[
-                ("kind", Val::Str("absent".into())),
-                ("approach", Val::Str(a.id().into())),
-                ("label", Val::Str(a.label().into())),
-                ("reason", Val::Str(reason.clone())),
-            ]);
-            out.ksft.test_result_code(KSFT_SKIP, a.id(), Some(&reason));
-            continue;
+            Ok(Probe::Absent(reason)) => {
+                out.record(&[
+                    ("kind", Val::Str("absent".into())),
+                    ("approach", Val::Str(a.id().into())),
+                    ("label", Val::Str(a.label().into())),
+                    ("reason", Val::Str(reason.clone())),
+                ]);
+                out.ksft.test_result_code(KSFT_SKIP, a.id(), Some(&reason));
+            }
+            Ok(Probe::Present) => {
+                out.record(&[
+                    ("kind", Val::Str("approach".into())),
+                    ("approach", Val::Str(a.id().into())),
+                    ("label", Val::Str(a.label().into())),
+                ]);
+                present.push(a);
+            }
         }
-        present += 1;
-        out.record(&[
-            ("kind", Val::Str("approach".into())),
-            ("approach", Val::Str(a.id().into())),
-            ("label", Val::Str(a.label().into())),
-        ]);
-        let mut errors = 0;
-        for &n in &cfg.sizes {
-            for &k in &cfg.w_kinds {
-                let w = k.pattern(n).len();
-                approaches::take_walk_end_anomaly();
-                let result = measure_round(a, n, k, &cfg, &clock);
-                let (calls, first) = approaches::take_walk_end_anomaly();
-                if let Some(first) = first {
-                    // The kernel's answer was right but its walk_end was not: a
-                    // kernel bug the regressions suite fails on; the figure stands.
-                    out.ksft.print_msg(format_args!(
-                        "{} N={n} W={w}: kernel bug: {calls} PAGEMAP_SCAN call(s) with \
-                         regions past walk_end; first: {first}",
-                        a.id()
-                    ));
-                    out.record(&[
-                        ("kind", Val::Str("kernel_bug".into())),
-                        ("approach", Val::Str(a.id().into())),
-                        ("n", Val::Int(n as u64)),
-                        ("w", Val::Int(w as u64)),
-                        ("w_of_n", Val::Str(k.name().into())),
-                        ("calls", Val::Int(calls as u64)),
-                        (
-                            "test",
-                            Val::Str(
-                                "pagemap_scan_regressions walk_end_after_bounce_buffer_refill"
-                                    .into(),
-                            ),
-                        ),
-                        ("message", Val::Str(first)),
-                    ]);
-                }
-                match result {
-                    Ok(sp) => {
+    }
+    // The range-local approaches take turns within each repetition; the soft-dirty
+    // ones are timed alone (see range_local). Interleaving keeps every approach's range
+    // mapped at once: not when that would take more than half the memory available.
+    let biggest = cfg.sizes.iter().max().copied().unwrap_or(0) * mm::mem::page_size();
+    let mut shared: Vec<Approach> = if args.interleave {
+        present
+            .iter()
+            .copied()
+            .filter(|&a| range_local(a))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if let Some(avail) = mem_available() {
+        if shared.len() * biggest > avail / 2 {
+            out.ksft.print_msg(format_args!(
+                "not interleaving: {} ranges of {} MiB would take more than half of the {} MiB available",
+                shared.len(),
+                biggest >> 20,
+                avail >> 20
+            ));
+            shared.clear();
+        }
+    }
+    let mut groups: Vec<Vec<Approach>> = Vec::new();
+    if shared.len() > 1 {
+        groups.push(shared.clone());
+    }
+    for &a in &present {
+        if shared.len() <= 1 || !shared.contains(&a) {
+            groups.push(vec![a]);
+        }
+    }
+    out.ksft.print_msg(format_args!(
+        "groups: {}",
+        groups
+            .iter()
+            .map(|g| g.iter().map(|a| a.id()).collect::<Vec<_>>().join(" + "))
+            .collect::<Vec<_>>()
+            .join("; ")
+    ));
+    let mut errors = vec![0usize; Approach::ALL.len()];
+    let slot = |a: Approach| Approach::ALL.iter().position(|&x| x == a).expect("in ALL");
+    for &n in &cfg.sizes {
+        for &k in &cfg.w_kinds {
+            let w = k.pattern(n).len();
+            for g in &groups {
+                for (a, result, (calls, first)) in measure_rounds(g, n, k, &cfg, &clock) {
+                    if let Some(first) = first {
+                        // The kernel's answer was right but its walk_end was not: a
+                        // kernel bug the regressions suite fails on; the figure stands.
                         out.ksft.print_msg(format_args!(
-                            "{} N={n} W={w}: median {} (min {}, p90 {}; {} rounds)",
-                            a.id(),
-                            us(sp.median),
-                            us(sp.min),
-                            us(sp.p90),
-                            sp.samples
+                            "{} N={n} W={w}: kernel bug: {calls} PAGEMAP_SCAN call(s) with \
+                             regions past walk_end; first: {first}",
+                            a.id()
                         ));
-                        let mut f = vec![
-                            ("kind", Val::Str("round".into())),
+                        out.record(&[
+                            ("kind", Val::Str("kernel_bug".into())),
                             ("approach", Val::Str(a.id().into())),
                             ("n", Val::Int(n as u64)),
                             ("w", Val::Int(w as u64)),
                             ("w_of_n", Val::Str(k.name().into())),
-                        ];
-                        f.extend(spread_fields(&sp));
-                        out.record(&f);
-                    }
-                    Err(e) => {
-                        errors += 1;
-                        out.ksft
-                            .print_msg(format_args!("{} N={n} W={w}: ERROR {e}", a.id()));
-                        out.record(&[
-                            ("kind", Val::Str("error".into())),
-                            ("approach", Val::Str(a.id().into())),
-                            ("what", Val::Str(format!("round n={n} w={w}"))),
-                            ("n", Val::Int(n as u64)),
-                            ("w_of_n", Val::Str(k.name().into())),
-                            ("message", Val::Str(e)),
+                            ("calls", Val::Int(calls as u64)),
+                            (
+                                "test",
+                                Val::Str(
+                                    "pagemap_scan_regressions walk_end_after_bounce_buffer_refill"
+                                        .into(),
+                                ),
+                            ),
+                            ("message", Val::Str(first)),
                         ]);
+                    }
+                    match result {
+                        Ok(c) => {
+                            let sp = c.time;
+                            out.ksft.print_msg(format_args!(
+                                "{} N={n} W={w}: median {} (min {}, p90 {}; {} rounds{}){}",
+                                a.id(),
+                                us(sp.median),
+                                us(sp.min),
+                                us(sp.p90),
+                                sp.samples,
+                                if c.interleaved > 1 {
+                                    format!(", taking turns with {} other(s)", c.interleaved - 1)
+                                } else {
+                                    String::new()
+                                },
+                                c.ratio.map_or(String::new(), |r| format!(
+                                    "; {:.2}x the baseline (median of per-repetition ratios)",
+                                    r.median
+                                ))
+                            ));
+                            let mut f = vec![
+                                ("kind", Val::Str("round".into())),
+                                ("approach", Val::Str(a.id().into())),
+                                ("n", Val::Int(n as u64)),
+                                ("w", Val::Int(w as u64)),
+                                ("w_of_n", Val::Str(k.name().into())),
+                            ];
+                            f.extend(spread_fields(&sp));
+                            f.push(("interleaved", Val::Int(c.interleaved as u64)));
+                            if let Some(r) = c.ratio {
+                                f.push(("ratio_min", Val::Ratio(r.min)));
+                                f.push(("ratio_median", Val::Ratio(r.median)));
+                                f.push(("ratio_p90", Val::Ratio(r.p90)));
+                            }
+                            out.record(&f);
+                        }
+                        Err(e) => {
+                            errors[slot(a)] += 1;
+                            out.ksft
+                                .print_msg(format_args!("{} N={n} W={w}: ERROR {e}", a.id()));
+                            out.record(&[
+                                ("kind", Val::Str("error".into())),
+                                ("approach", Val::Str(a.id().into())),
+                                ("what", Val::Str(format!("round n={n} w={w}"))),
+                                ("n", Val::Int(n as u64)),
+                                ("w_of_n", Val::Str(k.name().into())),
+                                ("message", Val::Str(e)),
+                            ]);
+                        }
                     }
                 }
             }
         }
+    }
+    for &a in &present {
         for &t in &cfg.threads {
             match measure_fault(a, t, &cfg, &clock) {
                 Ok(sp) => {
@@ -592,7 +800,7 @@ fn main() {
                     out.record(&f);
                 }
                 Err(e) => {
-                    errors += 1;
+                    errors[slot(a)] += 1;
                     out.ksft.print_msg(format_args!(
                         "{} first write, {t} thread(s): ERROR {e}",
                         a.id()
@@ -607,7 +815,7 @@ fn main() {
                 }
             }
         }
-        if errors == 0 {
+        if errors[slot(a)] == 0 {
             out.ksft.test_result_pass(a.id());
         } else {
             failed += 1;
@@ -628,7 +836,7 @@ fn main() {
     out.ksft.print_cnts();
     std::process::exit(if failed > 0 {
         1
-    } else if present == 0 {
+    } else if present.is_empty() {
         KSFT_SKIP
     } else {
         0
@@ -744,6 +952,40 @@ mod tests {
         }
     }
 
+    /// The approaches that take turns are all checked every round, and each gets a
+    /// ratio to the baseline when the baseline is among them.
+    #[test]
+    fn interleaved_cells_measure_check_and_pair() {
+        let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cfg = Config::quick();
+        cfg.min_reps = 5;
+        cfg.max_reps = 5;
+        let clock = Clock::calibrate(Duration::from_millis(50), None);
+        let group: Vec<Approach> = Approach::ALL
+            .into_iter()
+            .filter(|&a| range_local(a) && present(a, "interleaved_cells_measure_check_and_pair"))
+            .collect();
+        let with_base = group.contains(&Approach::ScanWpAsync);
+        for (a, r, _) in measure_rounds(&group, 1000, WKind::Tenth, &cfg, &clock) {
+            let c = r.unwrap_or_else(|e| panic!("{}: {e}", a.id()));
+            assert_eq!(
+                (c.time.samples, c.interleaved),
+                (5, group.len()),
+                "{}",
+                a.id()
+            );
+            let paired = with_base && a != Approach::ScanWpAsync;
+            assert_eq!(c.ratio.is_some(), paired, "{}: {c:?}", a.id());
+            if let Some(r) = c.ratio {
+                assert!(
+                    r.min > 0.0 && r.min <= r.median && r.median <= r.p90,
+                    "{r:?}"
+                );
+            }
+        }
+        assert!(!range_local(Approach::SoftDirtyPagemap) && !range_local(Approach::ScanSoftDirty));
+    }
+
     #[test]
     fn patterns() {
         assert_eq!(WKind::Tenth.pattern(100).len(), 10);
@@ -786,7 +1028,8 @@ mod tests {
     fn arguments() {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let a = parse_args(&v(&["--quick", "--json", "x.json", "--no-pin"])).unwrap();
-        assert!(a.quick && !a.pin && a.json.as_deref() == Some("x.json"));
+        assert!(a.quick && !a.pin && a.interleave && a.json.as_deref() == Some("x.json"));
+        assert!(!parse_args(&v(&["--no-interleave"])).unwrap().interleave);
         let e = parse_args(&v(&["--approaches", "nope"])).err().unwrap();
         assert!(e.contains("mprotect_sigsegv"), "{e}");
         assert!(parse_args(&v(&["--json"])).is_err());
