@@ -177,6 +177,9 @@ fn check(found: &[usize], written: &[usize]) -> CellResult<()> {
     ))
 }
 
+/// How many PAGEMAP_SCAN calls returned regions past their walk_end, and the first.
+type WalkEnd = (usize, Option<String>);
+
 /// One approach's result in a round cell.
 #[derive(Debug)]
 struct RoundCell {
@@ -223,7 +226,7 @@ fn measure_rounds(
     kind: WKind,
     cfg: &Config,
     clock: &Clock,
-) -> Vec<(Approach, CellResult<RoundCell>, (usize, Option<String>))> {
+) -> Vec<(Approach, CellResult<RoundCell>, WalkEnd)> {
     struct Armed {
         a: Approach,
         w: Option<Box<dyn approaches::Watch>>,
