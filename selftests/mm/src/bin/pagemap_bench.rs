@@ -20,14 +20,26 @@
 //!   the threads' summed time divided by the pages written. The round that follows is
 //!   checked too.
 //!
-//! Each cell: warm-up rounds, then at least `min_reps` timed rounds, more (up to
+//! Each cell: warm-up rounds, then at least `min_reps` timed repetitions, more (up to
 //! `max_reps`) while the cell's time budget lasts; reported as min / median / p90.
+//! The approaches that touch only their own range (PAGEMAP_SCAN WP-async, mprotect,
+//! uffd WP) take turns within each repetition, all armed at once, the first of the
+//! turn rotating: a burst of load on the machine falls on all of them alike, and each
+//! repetition gives each approach's ratio to PAGEMAP_SCAN's round of the same
+//! repetition; the record carries the min / median / p90 of those ratios
+//! (`ratio_median`: the figure two runs must agree on). The soft-dirty approaches are
+//! timed alone: clear_refs 4 walks every mapping of the process, so other armed ranges
+//! would add to their cost (`--no-interleave`: every approach alone, as before; also
+//! when the ranges would take more than half of MemAvailable).
 //! The main thread is pinned to the CPU it starts on (`--no-pin`: not); helper
 //! threads (the uffd handler, the fault writers) may run on any CPU.
 //!
 //! The clock: CLOCK_MONOTONIC when its step is 1 us or finer; otherwise (a TCG guest
 //! on refined-jiffies steps 4 ms) the TSC, calibrated against CLOCK_MONOTONIC over
-//! 400 ms. `--clock monotonic|tsc` forces one (to compare them on one machine).
+//! 400 ms. `--clock monotonic|tsc` forces one (to compare them on one machine). The
+//! meta record has the kernel's clocksource and the chosen clock's own step
+//! (`clock_resolution_ns`); a step over 1 us is warned about here, and `cargo xtask
+//! bench` refuses a run with a cell whose median is under 10 steps.
 //!
 //! Output protocol: TAP (one test per approach: `ok` when every cell was measured and
 //! correct, `# SKIP <reason>` when absent, `not ok` on any wrong answer or error), with
@@ -575,7 +587,7 @@ fn main() {
     if clock.resolution_ns > 1000.0 {
         out.ksft.print_msg(format_args!(
             "WARNING: the clock steps by {:.0} ns (clocksource {}): a time shorter than \
-             about 20 steps is not resolved (cargo xtask bench refuses such cells)",
+             about 10 steps is not resolved (cargo xtask bench refuses such cells)",
             clock.resolution_ns,
             read_trimmed("/sys/devices/system/clocksource/clocksource0/current_clocksource")
         ));
