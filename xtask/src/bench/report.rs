@@ -406,6 +406,16 @@ impl Bench {
         (b.median_ns > 0.0).then(|| a.median_ns / b.median_ns)
     }
 
+    /// min(approach) / min(baseline): the ratio of the two floors. Load on the machine
+    /// only ever adds time to a round, so each approach's fastest round is its cost with
+    /// the least interference; on a shared machine this ratio is the stable one (the
+    /// median mixes in how much of the run the other CPU users overlapped).
+    pub fn floor_ratio(&self, approach: &str, n: u64, w_of_n: &str) -> Option<f64> {
+        let a = self.round(approach, n, w_of_n)?;
+        let b = self.round(BASELINE, n, w_of_n)?;
+        (b.min_ns > 0.0).then(|| a.min_ns / b.min_ns)
+    }
+
     /// The median of the per-repetition ratios to the baseline, when measured.
     pub fn paired_ratio(&self, approach: &str, n: u64, w_of_n: &str) -> Option<f64> {
         self.records.iter().find_map(|r| match r {
