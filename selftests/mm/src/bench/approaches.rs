@@ -143,14 +143,24 @@ impl Approach {
     }
 
     /// Maps `pages` populated pages and starts watching them (nothing written yet).
+    /// A helper thread (the uffd handler) stays on the caller's CPU, pinned like it:
+    /// every thread of the process on one CPU, so a round's TLB flush (mprotect,
+    /// UFFDIO_WRITEPROTECT) needs no IPI to another CPU, whose cost depends on what
+    /// else that CPU runs (on a loaded 2-CPU VM it made round times bimodal).
     pub fn arm(self, pages: usize) -> Result<Box<dyn Watch>, String> {
+        self.arm_with(pages, false)
+    }
+
+    /// [`Approach::arm`], with the helper thread free to run on any CPU (`unpinned`):
+    /// for the fault cells, whose writers run on every CPU.
+    pub fn arm_with(self, pages: usize, unpinned: bool) -> Result<Box<dyn Watch>, String> {
         let m = watched_mapping(pages)?;
         Ok(match self {
             Approach::ScanWpAsync => Box::new(ScanWp::arm(m)?),
             Approach::SoftDirtyPagemap => Box::new(SoftDirty::arm(m, false)?),
             Approach::ScanSoftDirty => Box::new(SoftDirty::arm(m, true)?),
             Approach::MprotectSigsegv => Box::new(Mprotect::arm(m)?),
-            Approach::UffdWpSync => Box::new(UffdSync::arm(m)?),
+            Approach::UffdWpSync => Box::new(UffdSync::arm(m, unpinned)?),
         })
     }
 }
@@ -544,7 +554,7 @@ struct UffdSync {
 }
 
 impl UffdSync {
-    fn arm(m: Mapping) -> Result<UffdSync, String> {
+    fn arm(m: Mapping, unpinned: bool) -> Result<UffdSync, String> {
         let uffd = Arc::new(UffdBuilder::new().create().map_err(s)?);
         uffd.register_wp(m.addr(), m.len()).map_err(s)?;
         uffd.writeprotect(m.addr(), m.len(), true).map_err(s)?;
@@ -569,7 +579,9 @@ impl UffdSync {
         let thread = std::thread::Builder::new()
             .name("uffd-handler".into())
             .spawn(move || {
-                unpin_this_thread();
+                if unpinned {
+                    unpin_this_thread();
+                }
                 if let Err(msg) = handle_faults(&u, &f, base, len, &stop_r) {
                     if let Ok(mut g) = e.lock() {
                         *g = Some(msg);

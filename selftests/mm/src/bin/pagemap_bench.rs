@@ -31,8 +31,9 @@
 //! timed alone: clear_refs 4 walks every mapping of the process, so other armed ranges
 //! would add to their cost (`--no-interleave`: every approach alone, as before; also
 //! when the ranges would take more than half of MemAvailable).
-//! The main thread is pinned to the CPU it starts on (`--no-pin`: not); helper
-//! threads (the uffd handler, the fault writers) may run on any CPU.
+//! The main thread is pinned to the CPU it starts on (`--no-pin`: not), and in the
+//! round cells so is the uffd handler thread (no cross-CPU TLB flush in a round); in
+//! the fault cells the writers and the handler may run on any CPU.
 //!
 //! The clock: CLOCK_MONOTONIC when its step is 1 us or finer; otherwise (a TCG guest
 //! on refined-jiffies steps 4 ms) the TSC, calibrated against CLOCK_MONOTONIC over
@@ -376,7 +377,7 @@ fn measure_round(
 /// The fault cell: ns per first write to a watched page with `threads` writers.
 fn measure_fault(a: Approach, threads: usize, cfg: &Config, clock: &Clock) -> CellResult<Spread> {
     let pages = cfg.fault_pages;
-    let mut w = a.arm(pages)?;
+    let mut w = a.arm_with(pages, true)?;
     let base = w.base();
     let all: Vec<usize> = (0..pages).collect();
     let mut out = Vec::with_capacity(pages);
