@@ -357,6 +357,20 @@ mod tests {
         );
         let rows = agree_rows(&a, &scaled(1.2), 0.10);
         assert!(rows.iter().all(|r| !r.agrees), "{rows:?}");
+        // The judged figure is the median ratio; the floor (min / min) is beside it.
+        let mut med_only = scaled(1.0);
+        for r in &mut med_only.records {
+            if let super::super::report::Record::Round {
+                approach, spread, ..
+            } = r
+            {
+                if approach == "mprotect_sigsegv" {
+                    spread.median_ns *= 1.2;
+                }
+            }
+        }
+        let m = agree_rows(&a, &med_only, 0.10);
+        assert!(m.iter().all(|r| !r.agrees && r.floor_agrees), "{m:?}");
         let md = agree_markdown(&a, &scaled(1.2), &rows, 0.10);
         assert!(
             md.contains("**DISAGREES**") && md.contains("0 of 1 cells agree"),
