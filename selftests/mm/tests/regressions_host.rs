@@ -130,6 +130,7 @@ host_tests! {
     forced_soft_dirty_fails_where_soft_dirty_is_missing: [PagemapScan, NoSoftDirty] =
         "needs PAGEMAP_SCAN on a kernel without CONFIG_MEM_SOFT_DIRTY";
     runner_reports_crashes_and_goes_on: [PagemapScan] = "needs PAGEMAP_SCAN";
+    suite_skips_where_the_ioctl_is_enotty: [PagemapScan] = "needs PAGEMAP_SCAN";
 }
 
 /// The suite's documents, when it runs (not skipped as a whole).
@@ -151,6 +152,21 @@ fn suite_skips_without_pagemap_scan() {
         why.contains("PAGEMAP_SCAN"),
         "no PAGEMAP_SCAN but no suite skip naming it:\n{out}"
     );
+}
+
+/// PAGEMAP_SCAN answering ENOTTY (a seccomp filter): the suite's probe skips it as a
+/// whole, naming the ioctl.
+fn suite_skips_where_the_ioctl_is_enotty() {
+    let mut cmd = SUITE.command();
+    common::without_pagemap_scan(&mut cmd);
+    let (out, code) = SUITE.output(cmd);
+    let doc = SUITE.well_formed(&out, code);
+    let why = doc.skip_all_reason().unwrap_or_default();
+    assert!(
+        why.starts_with("PAGEMAP_SCAN not supported (added in 6.7)"),
+        "PAGEMAP_SCAN is ENOTTY but the suite did not skip naming it:\n{out}"
+    );
+    assert_eq!(code, ktap::KSFT_SKIP, "{out}");
 }
 
 fn regressions_on_host_kernel() {

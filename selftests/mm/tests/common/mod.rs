@@ -139,3 +139,55 @@ impl Suite {
         doc
     }
 }
+
+/// Makes `cmd`'s process see a kernel without the PAGEMAP_SCAN ioctl: a seccomp
+/// filter (installed between fork and exec, inherited by the suite's children) answers
+/// `ioctl(fd, PAGEMAP_SCAN, ..)` with ENOTTY, what a kernel before 6.7 (or the 6.1
+/// series before its patch 3) answers. Every other system call is allowed. x86-64
+/// only (another architecture's ioctl passes unchanged).
+#[allow(
+    dead_code,
+    reason = "soft_dirty.rs includes this file and does not use it"
+)]
+pub fn without_pagemap_scan(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const RET_ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
+    const RET_ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    // struct seccomp_data: nr at 0, arch at 4, args[1] (the ioctl request, low half
+    // on little-endian) at 24.
+    let filter = [
+        op(LD_W_ABS, 0, 0, 4),
+        op(JEQ_K, 0, 5, AUDIT_ARCH_X86_64),
+        op(LD_W_ABS, 0, 0, 0),
+        op(JEQ_K, 0, 3, libc::SYS_ioctl as u32),
+        op(LD_W_ABS, 0, 0, 24),
+        op(JEQ_K, 0, 1, mm::uapi::PAGEMAP_SCAN),
+        op(RET_K, 0, 0, RET_ERRNO | libc::ENOTTY as u32),
+        op(RET_K, 0, 0, RET_ALLOW),
+    ];
+    // SAFETY: between fork and exec the closure only makes two prctl calls on data
+    // it owns (no allocation, no locks).
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -261,28 +261,52 @@ pub(crate) fn thp(pm: &Pagemap, extra: usize) -> Result<Thp, Stop> {
     if !is_huge(pm, base, hps)? {
         // The fault did not get a THP (THP "never", no free 2 MB block): ask
         // khugepaged's synchronous path, which ignores the sysfs mode.
-        match map.advise(off, hps, libc::MADV_COLLAPSE) {
-            Ok(()) => {}
-            Err(e) if e.errno() == Some(libc::EINVAL) => {
-                return skip(format!(
-                    "no THP: a write fault did not map a PMD (THP enabled: {}) and \
-                     MADV_COLLAPSE is not supported (added in 6.1): {e}",
-                    thp_mode_name()
-                ))
-            }
-            Err(e) => {
-                return skip(format!(
-                    "no THP: a write fault did not map a PMD (THP enabled: {}) and \
-                     MADV_COLLAPSE failed: {e}",
-                    thp_mode_name()
-                ))
-            }
-        }
-        if !is_huge(pm, base, hps)? {
-            return skip("no THP: MADV_COLLAPSE succeeded but the range is not PAGE_IS_HUGE");
-        }
+        collapse(pm, &map, off, base, hps)?;
     }
     Ok(Thp { map, base, hps })
+}
+
+/// MADV_COLLAPSE of `[base, base + hps)` (offset `off` of `map`), which must then be
+/// one PAGE_IS_HUGE region. The probe is MADV_COLLAPSE's own answer: EINVAL (a
+/// kernel before 6.1, or a VMA THP may not back) is a SKIP; once the kernel accepted
+/// the advice, failing to form the THP (any other errno after a few tries on the
+/// transient EAGAIN, or success without a PMD mapping) is a FAIL: the guest has THP
+/// and memory for it, so the SKIP would hide a broken collapse.
+pub(crate) fn collapse(
+    pm: &Pagemap,
+    map: &Mapping,
+    off: usize,
+    base: usize,
+    hps: usize,
+) -> TestResult {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match map.advise(off, hps, libc::MADV_COLLAPSE) {
+            Ok(()) => break,
+            Err(e) if e.errno() == Some(libc::EINVAL) => {
+                return skip(format!(
+                    "no THP: MADV_COLLAPSE not supported (added in 6.1) or the VMA not THP                      eligible (THP enabled: {}): {e}",
+                    thp_mode_name()
+                ))
+            }
+            Err(e) if e.errno() == Some(libc::EAGAIN) && tries < 5 => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => {
+                return Err(Stop::Fail(format!(
+                    "MADV_COLLAPSE is supported (it did not answer EINVAL) but could not form                      a THP at {base:#x} after {tries} tr{} (THP enabled: {}): {e}",
+                    if tries == 1 { "y" } else { "ies" },
+                    thp_mode_name()
+                )))
+            }
+        }
+    }
+    ensure!(
+        is_huge(pm, base, hps)?,
+        "MADV_COLLAPSE succeeded but [{base:#x}, +{hps:#x}) is not one PAGE_IS_HUGE region"
+    );
+    Ok(())
 }
 
 pub(crate) fn touch(m: &Mapping, pages: &[bool], value: u8) {

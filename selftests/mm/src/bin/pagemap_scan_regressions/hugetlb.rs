@@ -60,32 +60,101 @@ pub(crate) fn map_fresh<'fd>(opts: impl Fn() -> MapOptions<'fd>) -> mm::Result<M
     Err(last.expect("32 candidates tried"))
 }
 
-/// ENOMEM from a hugetlb mmap: no free page of that size (the pool is set up by the
-/// harness's init, or `hugepagesz=1G hugepages=1` for 1 GiB pages); a SKIP saying so.
-fn hugetlb_map_error(e: mm::Error, size: usize, n: usize) -> Stop {
-    if e.errno() == Some(libc::ENOMEM) {
-        Stop::Skip(format!(
-            "no {n} free hugetlb page(s) of {} kB (free: {}): {e}",
-            size >> 10,
-            probe::free_hugetlb_pages(size as u64).map_or("unknown".into(), |f| f.to_string())
-        ))
-    } else {
-        e.into()
+/// A counter of `/sys/kernel/mm/hugepages/hugepages-<size>kB/`, 0 when unreadable.
+fn hugetlb_counter(size: usize, name: &str) -> u64 {
+    std::fs::read_to_string(format!(
+        "/sys/kernel/mm/hugepages/hugepages-{}kB/{name}",
+        size >> 10
+    ))
+    .ok()
+    .and_then(|s| s.trim().parse().ok())
+    .unwrap_or(0)
+}
+
+/// The hugetlb pool of one page size, read before mapping: `pool` is what the system
+/// set aside (`nr_hugepages + nr_overcommit_hugepages`), `available` what a new
+/// private mapping can still reserve (`free_hugepages - resv_hugepages`, plus the
+/// surplus pages not yet allocated).
+struct HugetlbPool {
+    pool: u64,
+    available: u64,
+    text: String,
+}
+
+fn hugetlb_pool(size: usize) -> HugetlbPool {
+    let c = |n| hugetlb_counter(size, n);
+    let (nr, over, free, resv, surplus) = (
+        c("nr_hugepages"),
+        c("nr_overcommit_hugepages"),
+        c("free_hugepages"),
+        c("resv_hugepages"),
+        c("surplus_hugepages"),
+    );
+    HugetlbPool {
+        pool: nr + over,
+        available: free.saturating_sub(resv) + over.saturating_sub(surplus),
+        text: format!(
+            "{} kB pages: nr_hugepages {nr}, nr_overcommit_hugepages {over}, free {free}, \
+             resv {resv}, surplus {surplus}",
+            size >> 10
+        ),
     }
+}
+
+/// The probe before a hugetlb mmap of `n` pages of `size`: a pool smaller than `n`
+/// is the environment (the harness's init reserves 128 pages of the default size,
+/// and 1 GiB pages only where a target asks for them): a SKIP. A pool of `n` or more
+/// with fewer than `n` available is a FAIL, not a SKIP: a page leaked by an earlier
+/// test (or held by another process) must not read as a missing feature.
+fn hugetlb_probe(size: usize, n: usize) -> Result<HugetlbPool, Stop> {
+    let p = hugetlb_pool(size);
+    if p.pool < n as u64 {
+        return skip(format!(
+            "needs {n} hugetlb page(s) of {} kB, the pool has {} ({})",
+            size >> 10,
+            p.pool,
+            p.text
+        ));
+    }
+    ensure!(
+        p.available >= n as u64,
+        "needs {n} hugetlb page(s) of {} kB: the pool has {} but only {} are available ({}): \
+         pages leaked by an earlier test or held by another process",
+        size >> 10,
+        p.pool,
+        p.available,
+        p.text
+    );
+    Ok(p)
+}
+
+/// A hugetlb mmap of `n` pages of `size` failed after [`hugetlb_probe`] found them
+/// available: a FAIL naming the pool, ENOMEM included.
+fn hugetlb_map_error(e: mm::Error, size: usize, n: usize, before: &HugetlbPool) -> Stop {
+    Stop::Fail(format!(
+        "mmap of {n} hugetlb page(s) of {} kB failed although {} were available before \
+         ({}; now {}): {e}",
+        size >> 10,
+        before.available,
+        before.text,
+        hugetlb_pool(size).text
+    ))
 }
 
 /// `n` private hugetlb pages of `size` bytes at a fresh address (see [`map_fresh`]).
 fn hugetlb_fresh(size: usize, n: usize) -> Result<Mapping, Stop> {
+    let pool = hugetlb_probe(size, n)?;
     map_fresh(|| MapOptions::new(n * size).add_flags(hugetlb_flags(size)))
-        .map_err(|e| hugetlb_map_error(e, size, n))
+        .map_err(|e| hugetlb_map_error(e, size, n, &pool))
 }
 
 /// `n` private hugetlb pages of `size` bytes wherever the kernel puts them.
 fn hugetlb_anywhere(size: usize, n: usize) -> Result<Mapping, Stop> {
+    let pool = hugetlb_probe(size, n)?;
     MapOptions::new(n * size)
         .add_flags(hugetlb_flags(size))
         .map()
-        .map_err(|e| hugetlb_map_error(e, size, n))
+        .map_err(|e| hugetlb_map_error(e, size, n, &pool))
 }
 
 /// Fix: "write-protect unpopulated hugetlb ranges through
@@ -209,7 +278,7 @@ pub(crate) fn uffd_wp_hole_not_written_hugetlb() -> TestResult {
 /// Fix: "detect a partial hugetlb page with `huge_page_size(hstate_vma(vma))`, not
 /// `HPAGE_SIZE`" (`pagemap_scan_hugetlb_entry()` in 7.2).
 ///
-/// For every hugetlb page size with a free page: one written, uffd WP-async
+/// For every hugetlb page size with a pool: one written, uffd WP-async
 /// registered page. (a) PM_SCAN_WP_MATCHING with `max_pages` half a huge page stops
 /// inside it: a partial hugetlb page cannot be write-protected, so the kernel backs
 /// the range out: no region, walk_end = start, bit 57 clear. (b) The same scan
@@ -220,8 +289,8 @@ pub(crate) fn uffd_wp_hole_not_written_hugetlb() -> TestResult {
 /// holds for the whole page, so it is backed out (no region, walk_end = start, no
 /// write-protection). For 2 MiB pages `HPAGE_SIZE` equals the page size: there the
 /// test covers the partial-page logic ((a) and (b)) but cannot tell the two
-/// expressions apart. The sizes covered are printed; without a free page of any size
-/// the test skips. The harness gives the v7.2 guest one 1 GiB page
+/// expressions apart. The sizes covered are printed; without a pool of any size the
+/// test skips; a size whose pool has no available page fails. The harness gives the v7.2 guest one 1 GiB page
 /// (`hugepagesz=1G hugepages=1`).
 pub(crate) fn hugetlb_wp_matching_each_size() -> TestResult {
     let pm = pagemap()?;
@@ -231,9 +300,10 @@ pub(crate) fn hugetlb_wp_matching_each_size() -> TestResult {
     let mut not_covered = Vec::new();
     for &size in &sizes {
         let size = size as usize;
-        let free = probe::free_hugetlb_pages(size as u64).unwrap_or(0);
-        if free == 0 {
-            not_covered.push(format!("{} kB (no free page)", size >> 10));
+        // A size without a pool is not covered (the environment); a size with one
+        // must work (hugetlb_anywhere() fails if its page is not available).
+        if hugetlb_pool(size).pool == 0 {
+            not_covered.push(format!("{} kB (no page in the pool)", size >> 10));
             continue;
         }
         let m = hugetlb_anywhere(size, 1)?;
@@ -290,7 +360,7 @@ pub(crate) fn hugetlb_wp_matching_each_size() -> TestResult {
     }
     if covered.is_empty() {
         return skip(format!(
-            "no free hugetlb page of any size (sizes: {})",
+            "no hugetlb pool of any size (sizes: {})",
             if not_covered.is_empty() {
                 "none".into()
             } else {

@@ -20,9 +20,9 @@
 //!
 //! | test | upstream fix (subject, author, version) |
 //! |---|---|
-//! | `wp_matching_skips_vma_without_uffd_wp`, `check_wpasync_eperm_on_vma_without_uffd_wp` | "mm/pagemap: fix ioctl(PAGEMAP_SCAN) on vma check", Peter Xu, 6.7-rc (2023-11) |
+//! | `wp_matching_skips_vma_without_uffd_wp` | "mm/pagemap: fix ioctl(PAGEMAP_SCAN) on vma check", Peter Xu, 6.7-rc (2023-11) |
 //! | `scan_without_vec_or_wp_matching_changes_no_pte` | "mm/pagemap: fix wr-protect even if PM_SCAN_WP_MATCHING not set", Peter Xu, 6.7-rc (2023-11) |
-//! | `wp_scan_present_fast_matches_generic`, `wp_scan_swapped_fast_matches_generic` | "fs/proc/task_mmu: fix uffd-wp confusion in pagemap_scan_pmd_entry()" and "fs/proc/task_mmu: fix loss of young/dirty bits during pagemap scan", Ryan Roberts, 6.9-rc (2024-04) |
+//! | `wp_scan_swapped_fast_matches_generic` | "fs/proc/task_mmu: fix uffd-wp confusion in pagemap_scan_pmd_entry()", Ryan Roberts, 6.9-rc (2024-04) |
 //! | `uffd_close_clears_wp_bits` | "mm/userfaultfd: reset ptes when close() for wr-protected ones", Peter Xu, 6.9-rc (2024-04), CVE-2024-36881 |
 //! | `vec_len_overflow_rejected` | "fs/proc/task_mmu: prevent integer overflow in pagemap_scan_get_args()", Dan Carpenter, 6.13-rc (2024-11) |
 //! | `huge_zero_page_is_pfnzero` | "fs/proc/task_mmu: fix PAGE_IS_PFNZERO detection for the huge zero folio", David Hildenbrand, 6.16-rc (2025-06) |
@@ -33,6 +33,16 @@
 //! | `uffd_wp_hole_not_written_hugetlb` | the same code, "except for hugetlb": an unpopulated hugetlb page is not WRITTEN, hole or none entry |
 //! | `hugetlb_wp_matching_each_size` | 7.2's `pagemap_scan_hugetlb_entry()`: a partial hugetlb page is detected with `huge_page_size(hstate_vma(vma))`, not `HPAGE_SIZE` (only a 1 GiB page tells them apart) |
 //! | `hugetlb_hole_wp_matching` | 7.2's `pagemap_scan_hugetlb_hole_wp()`: PM_SCAN_WP_MATCHING over an unpopulated hugetlb range installs markers instead of calling `uffd_wp_range()`, which deadlocks in the walk |
+//!
+//! Two tests sit next to a fix but cannot detect it, and are not credited to it:
+//! `check_wpasync_eperm_on_vma_without_uffd_wp` pins the EPERM of
+//! PM_SCAN_CHECK_WPASYNC, which `pagemap_scan_test_walk()` returned before Peter Xu's
+//! vma-check fix too (the fix only adds the silent skip under PM_SCAN_WP_MATCHING
+//! alone; the per-patch run of the 6.1 series shows it passing before patch 9);
+//! `wp_scan_present_fast_matches_generic` is the present-page baseline of the swapped
+//! test: for present PTEs `pte_uffd_wp()` was always right, and the young/dirty half
+//! of Ryan Roberts' fixes is a race (below), so it passes without either fix (before
+//! patches 11 and 12 of the series).
 //!
 //! The other tests pin behaviour the upstream suite leaves open: VM_PFNMAP VMAs are
 //! skipped (`pfnmap_vma_not_reported`, found by the mutants run); `walk_end`

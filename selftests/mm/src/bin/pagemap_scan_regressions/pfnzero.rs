@@ -47,6 +47,16 @@ pub(crate) fn huge_zero_page_is_pfnzero() -> TestResult {
         .vec_len(hps / ps());
     let r = scan_whole(&pm, &a)?;
     if !r.iter().any(|r| r.categories.contains(Categories::HUGE)) {
+        // THP "never" is the environment (no huge zero page for any fault); under
+        // "always" or "madvise" (the region is MADV_HUGEPAGE) with use_zero_page=1 the
+        // read fault maps it, so a PTE-mapped result is a FAIL.
+        ensure!(
+            probe::thp_mode() == Some(probe::ThpMode::Never),
+            "a read fault of a 2 MB aligned MADV_HUGEPAGE region was not PMD-mapped (THP \
+             enabled: {}; use_zero_page=1): {}",
+            thp_mode_name(),
+            regions_str(base, &r)
+        );
         return skip(format!(
             "huge zero page not in use: a read fault of a 2 MB aligned MADV_HUGEPAGE region \
              was not PMD-mapped (THP enabled: {}; use_zero_page=1): {}",

@@ -59,16 +59,7 @@ pub(crate) fn collapsed_thp_dontneed_hole_written() -> TestResult {
     let base = (map.addr() + hps - 1) & !(hps - 1);
     let off = base - map.addr();
     map.touch_pages(off, hps, 1);
-    match map.advise(off, hps, libc::MADV_COLLAPSE) {
-        Ok(()) => {}
-        Err(e) if e.errno() == Some(libc::EINVAL) => {
-            return skip(format!("MADV_COLLAPSE not supported (added in 6.1): {e}"))
-        }
-        Err(e) => return skip(format!("MADV_COLLAPSE could not make a THP: {e}")),
-    }
-    if !is_huge(&pm, base, hps)? {
-        return skip("MADV_COLLAPSE succeeded but the range is not PAGE_IS_HUGE");
-    }
+    collapse(&pm, &map, off, base, hps)?;
     let u = wp_uffd()?;
     u.register_wp(base, hps)?;
     let n = hps / ps();
@@ -119,18 +110,7 @@ pub(crate) fn unpopulated_thp_scan_test() -> TestResult {
     let off = base - area.addr();
     u.wp_init(base, hps)?;
     area.touch_pages(off, hps, 1);
-    match area.advise(off, hps, libc::MADV_COLLAPSE) {
-        Ok(()) => {}
-        Err(e) if e.errno() == Some(libc::EINVAL) => {
-            return skip(format!("MADV_COLLAPSE not supported (added in 6.1): {e}"))
-        }
-        Err(e) => return skip(format!("could not form a THP: MADV_COLLAPSE: {e}")),
-    }
-    if !is_huge(&pm, base, hps)? {
-        return skip(
-            "could not form a THP: MADV_COLLAPSE succeeded but the range is not PAGE_IS_HUGE",
-        );
-    }
+    collapse(&pm, &area, off, base, hps)?;
     area.advise(off, hps, libc::MADV_DONTNEED)?;
     check_written(
         &pm,

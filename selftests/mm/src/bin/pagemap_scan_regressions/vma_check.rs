@@ -47,8 +47,13 @@ pub(crate) fn wp_matching_skips_vma_without_uffd_wp() -> TestResult {
     Ok(())
 }
 
-/// Same fix: PM_SCAN_CHECK_WPASYNC on a VMA without uffd WP-async fails with EPERM
-/// (alone and with PM_SCAN_WP_MATCHING) and changes no PTE.
+/// PM_SCAN_CHECK_WPASYNC on a VMA without uffd WP-async fails with EPERM (alone and
+/// with PM_SCAN_WP_MATCHING) and changes no PTE. Not a test of Peter Xu's vma-check
+/// fix: `pagemap_scan_test_walk()` returned this EPERM before it too (6.7-rc1's
+/// `else if (p->arg.flags & PM_SCAN_CHECK_WPASYNC) return -EPERM;`), and the fix only
+/// added the skip under PM_SCAN_WP_MATCHING alone, which
+/// [`wp_matching_skips_vma_without_uffd_wp`] detects. This test pins the EPERM
+/// against a later change (it passes at every prefix of the 6.1 series from patch 3).
 pub(crate) fn check_wpasync_eperm_on_vma_without_uffd_wp() -> TestResult {
     let pm = pagemap()?;
     let n = 8;
