@@ -236,6 +236,13 @@ impl Pagemap {
 
     /// Repeats [`Pagemap::scan`] from `walk_end` until the walk reaches `args.end`,
     /// concatenating the regions (adjacent regions with equal categories are merged).
+    ///
+    /// Each call's answer is checked by [`check_scan_step`] before it is used, so a
+    /// kernel whose `walk_end` is inconsistent with its regions is an error here, not
+    /// pages counted twice: do_pagemap_scan() from 6.7 to at least 7.2.13 keeps the
+    /// `walk_end` of a bounce-buffer refill (more than 512 regions in one call) when
+    /// the walk then completes ("reset walk_end before each walk", patch 18 of the 6.1
+    /// series), and resuming there would return the regions past it again.
     pub fn scan_all(&self, args: &ScanArgs) -> Result<Vec<PageRegion>> {
         let mut out: Vec<PageRegion> = Vec::new();
         let mut a = args.clone();
@@ -244,6 +251,7 @@ impl Pagemap {
         }
         loop {
             let r = self.scan(&a)?;
+            check_scan_step(a.start, a.end, &r, out.last().map_or(a.start, |l| l.end))?;
             for reg in r.regions {
                 match out.last_mut() {
                     Some(last) if last.end == reg.start && last.categories == reg.categories => {
@@ -254,15 +262,6 @@ impl Pagemap {
             }
             if r.walk_end >= a.end {
                 return Ok(out);
-            }
-            if r.walk_end <= a.start {
-                return Err(Error::Parse {
-                    what: "PAGEMAP_SCAN walk_end".into(),
-                    detail: format!(
-                        "walk did not advance: start={:#x}, walk_end={:#x}",
-                        a.start, r.walk_end
-                    ),
-                });
             }
             a.start = r.walk_end;
         }
@@ -429,10 +428,110 @@ pub fn clear_softdirty() -> Result<()> {
     write_clear_refs("4")
 }
 
+/// Checks one PAGEMAP_SCAN answer over `[start, end)` before a caller resumes at its
+/// `walk_end`: `walk_end` past `start` and not beyond `end`; the regions non-empty,
+/// ascending, not before `prev_end` (where the previous call's regions ended: no page
+/// reported twice) and not beyond `walk_end`. A region beyond `walk_end` is the stale
+/// `walk_end` of a bounce-buffer refill (do_pagemap_scan() before "reset walk_end
+/// before each walk"), named as such: resuming there would report those pages again.
+pub fn check_scan_step(start: u64, end: u64, r: &ScanResult, prev_end: u64) -> Result<()> {
+    let bad = |detail: String| {
+        Err(Error::Parse {
+            what: format!("PAGEMAP_SCAN answer over [{start:#x}, {end:#x})"),
+            detail,
+        })
+    };
+    if r.walk_end <= start || r.walk_end > end {
+        return bad(format!(
+            "walk_end {:#x} is not past start and within end (walk did not advance or overran)",
+            r.walk_end
+        ));
+    }
+    let mut prev = prev_end.max(start);
+    for (i, reg) in r.regions.iter().enumerate() {
+        if reg.start >= reg.end || reg.start < prev {
+            return bad(format!(
+                "region {i} [{:#x}, {:#x}) is empty, or starts before {prev:#x} (the end of \
+                 the previous region or of the previous call's): a page reported twice",
+                reg.start, reg.end
+            ));
+        }
+        if reg.end > r.walk_end {
+            return bad(format!(
+                "region {i} [{:#x}, {:#x}) of {} ends beyond walk_end {:#x}: the stale walk_end \
+                 of a bounce-buffer refill (do_pagemap_scan() without \"reset walk_end before \
+                 each walk\"); resuming at walk_end would report its pages twice",
+                reg.start,
+                reg.end,
+                r.regions.len(),
+                r.walk_end
+            ));
+        }
+        prev = reg.end;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mem::Mapping;
+
+    fn answer(walk_end: u64, regions: &[(u64, u64)]) -> ScanResult {
+        ScanResult {
+            regions: regions
+                .iter()
+                .map(|&(start, end)| PageRegion {
+                    start,
+                    end,
+                    categories: Categories::PRESENT,
+                })
+                .collect(),
+            walk_end,
+        }
+    }
+
+    #[test]
+    fn scan_steps_that_would_double_count_are_errors() {
+        let (s, e) = (0x10000, 0x20000);
+        // Consistent: regions below walk_end, walk_end within the range.
+        check_scan_step(
+            s,
+            e,
+            &answer(0x18000, &[(0x10000, 0x11000), (0x13000, 0x18000)]),
+            s,
+        )
+        .unwrap();
+        check_scan_step(s, e, &answer(e, &[]), s).unwrap();
+        // The stale walk_end of a bounce-buffer refill: regions past it.
+        let err = check_scan_step(
+            s,
+            e,
+            &answer(0x14000, &[(0x10000, 0x11000), (0x19000, 0x1a000)]),
+            s,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ends beyond walk_end 0x14000"), "{err}");
+        assert!(
+            err.contains("stale walk_end of a bounce-buffer refill"),
+            "{err}"
+        );
+        // A region the previous call already reported (walk_end too small before).
+        let err = check_scan_step(s, e, &answer(e, &[(0x12000, 0x13000)]), 0x12800)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reported twice"), "{err}");
+        // Out of order, empty, no progress, overrun.
+        for bad in [
+            answer(e, &[(0x13000, 0x14000), (0x11000, 0x12000)]),
+            answer(e, &[(0x13000, 0x13000)]),
+            answer(s, &[]),
+            answer(e + 0x1000, &[]),
+        ] {
+            assert!(check_scan_step(s, e, &bad, s).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn entry_bits() {
